@@ -1,0 +1,6 @@
+//! One module per `emotion-train` subcommand: argument parsing and reporting around the
+//! library's work.
+
+pub mod eval;
+pub mod synth;
+pub mod train;

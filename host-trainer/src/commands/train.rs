@@ -1,0 +1,242 @@
+//! `emotion-train train`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use emotion_shared::preprocess::PreprocessSpec;
+use emotion_trainer::data::ferplus::{self, FerPlusTargets};
+use emotion_trainer::data::{self, OnBadRow, Split};
+use emotion_trainer::device::{self, DeviceChoice};
+use emotion_trainer::model::Arch;
+use emotion_trainer::model::checkpoint::ModelMeta;
+use emotion_trainer::model::graph::Shape;
+use emotion_trainer::model::head::HeadSpec;
+use emotion_trainer::train::balance::{Balance, ClassWeighting};
+use emotion_trainer::train::optim::OptimizerKind;
+use emotion_trainer::train::{self, Mode, TrainConfig};
+
+/// Options of `emotion-train train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// FER2013 CSV (fer2013.csv, icml_face_data.csv) or image-folder root (train/, test/).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// FER+ votes (fer2013new.csv) to relabel a fer2013.csv.
+    #[arg(long)]
+    pub ferplus: Option<PathBuf>,
+    /// How FER+ votes become targets.
+    #[arg(long, value_enum, default_value = "majority")]
+    pub ferplus_targets: FerPlusTargets,
+    /// What to do with malformed rows.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub on_bad_row: OnBadRow,
+    /// Architecture: vggface2-resnet50, mini-xception, mobilenetv2[-WIDTH].
+    #[arg(long, default_value = "mini-xception")]
+    pub arch: Arch,
+    /// Model input side in pixels (default: the architecture's own; 224 for ResNet50).
+    #[arg(long)]
+    pub input_size: Option<u32>,
+    /// Classifier head: `linear`, hidden widths `256` or `512,128`, optional `:dropout`.
+    #[arg(long)]
+    pub head: Option<String>,
+    /// Pretrained backbone weights (safetensors from `emotion-train import-weights`).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// feature-extract: frozen backbone, cached features; finetune: train from a block on.
+    #[arg(long, value_enum, default_value = "finetune")]
+    pub mode: Mode,
+    /// First block to train: our block names (conv5_3) or Keras layer names (activation_46).
+    /// Without it, fine-tuning trains everything.
+    #[arg(long)]
+    pub unfreeze_from: Option<String>,
+    /// Class-imbalance remedy.
+    #[arg(long, value_enum, default_value = "weights")]
+    pub balance: Balance,
+    /// Class weights for --balance weights.
+    #[arg(long, value_enum, default_value = "inverse")]
+    pub class_weights: ClassWeighting,
+    /// Label smoothing (hard targets).
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value = "adamw")]
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    pub lr: f64,
+    /// Learning-rate multiplier for unfrozen pretrained backbone layers.
+    #[arg(long, default_value_t = 0.1)]
+    pub backbone_lr_scale: f64,
+    /// Weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// Epochs.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Warm-up epochs.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup_epochs: f64,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Clip gradients to this global norm (0 = off).
+    #[arg(long, default_value_t = 5.0)]
+    pub clip_norm: f64,
+    /// Stop after this many epochs without better validation macro-F1 (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub patience: usize,
+    /// Turn training augmentation off.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Turn mixed precision off on CUDA.
+    #[arg(long)]
+    pub no_amp: bool,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Output folder for checkpoints and logs.
+    #[arg(long, default_value = "runs/train")]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// Builds the model description from the options.
+fn model_meta(args: &TrainArgs) -> Result<ModelMeta> {
+    let arch = args.arch;
+    let mut input = arch.default_input();
+    if let Some(side) = args.input_size {
+        if side < 32 {
+            bail!("--input-size {side} is too small (at least 32)");
+        }
+        input = Shape {
+            c: input.c,
+            h: i64::from(side),
+            w: i64::from(side),
+        };
+    }
+    let head = match &args.head {
+        Some(h) => HeadSpec::parse(h).map_err(anyhow::Error::msg)?,
+        None => arch.default_head(),
+    };
+    let (w, h) = (input.w as u32, input.h as u32);
+    let preprocess = if input.c == 3 {
+        PreprocessSpec::vggface2_resnet50_at(w, h)
+    } else {
+        PreprocessSpec::compact_grey(w, h)
+    };
+    Ok(ModelMeta {
+        arch: arch.to_string(),
+        input,
+        head,
+        classes: emotion_shared::NUM_CLASSES as i64,
+        preprocess,
+        backbone_weights: None,
+    })
+}
+
+/// Runs `emotion-train train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let dev = device::resolve(args.device).map_err(anyhow::Error::msg)?;
+    let mut set = data::load(&args.data, args.on_bad_row)
+        .with_context(|| format!("loading {}", args.data.display()))?;
+    if let Some(fp) = &args.ferplus {
+        set = ferplus::apply(set, fp, args.ferplus_targets)
+            .with_context(|| format!("applying FER+ labels from {}", fp.display()))?;
+    }
+    eprint!("{}", set.summary());
+    for s in set.skipped.iter().take(10) {
+        tracing::warn!("skipped {}: {}", s.location, s.reason);
+    }
+    if set.skipped.len() > 10 {
+        tracing::warn!("... and {} more skipped rows", set.skipped.len() - 10);
+    }
+
+    let mut meta = model_meta(&args)?;
+    if args.weights.is_none() && args.arch.is_backbone() {
+        tracing::warn!(
+            "{} without --weights starts from random weights: it knows no faces. Import \
+             the published weights with `emotion-train import-weights`",
+            args.arch
+        );
+    }
+    let mut model = meta.build(dev).map_err(anyhow::Error::msg)?;
+    if let Some(w) = &args.weights {
+        let bytes = std::fs::read(w).with_context(|| format!("reading {}", w.display()))?;
+        let sha = sha256_hex(&bytes);
+        let missing = model
+            .vs
+            .load_partial(w)
+            .with_context(|| format!("loading backbone weights {}", w.display()))?;
+        let missing_backbone: Vec<_> = missing.iter().filter(|n| !n.starts_with("head/")).collect();
+        if !missing_backbone.is_empty() {
+            bail!(
+                "{} does not fit {}: {} backbone tensors are missing, e.g. {}",
+                w.display(),
+                args.arch,
+                missing_backbone.len(),
+                missing_backbone[0]
+            );
+        }
+        meta.backbone_weights = Some((w.display().to_string(), sha));
+        model.meta = meta.clone();
+    }
+    let cfg = TrainConfig {
+        mode: args.mode,
+        unfreeze_from: args.unfreeze_from.clone(),
+        balance: args.balance,
+        class_weighting: args.class_weights,
+        label_smoothing: args.label_smoothing,
+        optimizer: args.optimizer,
+        lr: args.lr,
+        backbone_lr_scale: args.backbone_lr_scale,
+        weight_decay: args.weight_decay,
+        epochs: args.epochs,
+        warmup_epochs: args.warmup_epochs,
+        batch_size: args.batch_size,
+        clip_norm: args.clip_norm,
+        seed: args.seed,
+        patience: args.patience,
+        augment: !args.no_augment,
+        amp: !args.no_amp,
+    };
+    let summary = train::train(&mut model, &set, &cfg, &args.out, args.resume)
+        .with_context(|| format!("training into {}", args.out.display()))?;
+    let m = &summary.best_val;
+    println!(
+        "\n{} trained: best epoch {} of {}{}; {} of {} parameters trainable",
+        meta.arch,
+        summary.best_epoch,
+        summary.epochs_run,
+        if summary.stopped_early {
+            " (early stop)"
+        } else {
+            ""
+        },
+        summary.trainable_params,
+        summary.total_params
+    );
+    println!(
+        "validation ({}):\n{}",
+        Split::PublicTest.usage_name(),
+        m.report()
+    );
+    println!("{}", m.confusion.table());
+    println!("best checkpoint: {}", summary.best_checkpoint.display());
+    println!(
+        "report on the held-out test split with: emotion-train eval --checkpoint {} --data {}",
+        args.out.display(),
+        args.data.display()
+    );
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}

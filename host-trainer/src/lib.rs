@@ -1,0 +1,14 @@
+//! # emotion-trainer
+//!
+//! Teaches a face-identification network the seven FER2013 emotions on a workstation, with
+//! libtorch through `tch`, and exports checked, signed model bundles for `emotion-edge`.
+//!
+//! Training flows [`data`] -> [`model`] -> [`train`] -> [`eval`]; [`preprocess`] is the shared
+//! input contract in tensor ops, and [`device`] picks the CPU or a CUDA GPU.
+
+pub mod data;
+pub mod device;
+pub mod eval;
+pub mod model;
+pub mod preprocess;
+pub mod train;

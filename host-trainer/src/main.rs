@@ -1,0 +1,113 @@
+//! `emotion-train`: the workstation side. See `emotion-train --help`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use emotion_trainer::device::{self, DeviceChoice};
+
+mod commands;
+use commands::eval::EvalArgs;
+use commands::synth::SynthArgs;
+use commands::train::TrainArgs;
+
+/// Train facial-emotion models on a workstation and export signed bundles for emotion-edge.
+#[derive(Debug, Parser)]
+#[command(name = "emotion-train", version, about, long_about = None)]
+struct Cli {
+    /// Log filter, e.g. `info`, `debug`, `emotion_trainer=trace` (also RUST_LOG).
+    #[arg(long, global = true, default_value = "info", env = "RUST_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show libtorch's set-up: CPU threads, CUDA availability and why not.
+    Info {
+        /// Device to check: auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Write a synthetic FER2013-style data set (procedurally drawn faces).
+    Synth(SynthArgs),
+    /// Train a model (feature extraction or fine-tuning) on FER2013 or a synthetic set.
+    Train(Box<TrainArgs>),
+    /// Evaluate a checkpoint on a data split (accuracy, per-class F1, confusion matrix).
+    Eval(EvalArgs),
+    /// Import published pretrained backbone weights (keras-vggface HDF5, dlib) to safetensors.
+    ImportWeights {
+        /// The weight file as published.
+        file: PathBuf,
+    },
+    /// Distil a large teacher into a compact edge model.
+    Distill {
+        /// Teacher checkpoint.
+        #[arg(long)]
+        teacher: PathBuf,
+    },
+    /// Export a checkpoint as a checked, signed model bundle (ONNX + manifest), fp32 or int8.
+    Export {
+        /// Checkpoint to export.
+        #[arg(long)]
+        checkpoint: PathBuf,
+    },
+    /// Make an ed25519 key pair for signing bundles.
+    Keygen {
+        /// Where to write the secret key; the public key goes next to it with `.pub` appended.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Copy a bundle into a device's model inbox over SSH (atomically).
+    Push {
+        /// Bundle directory.
+        bundle: PathBuf,
+        /// Target: user@host[:dir] or a local directory.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .with_context(|| format!("bad --log filter {:?}", cli.log))?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match cli.command {
+        Command::Info { device: choice } => info(choice),
+        Command::Synth(args) => commands::synth::run(args),
+        Command::Train(args) => commands::train::run(*args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::ImportWeights { .. } => not_yet("import-weights", 4),
+        Command::Distill { .. } => not_yet("distill", 5),
+        Command::Export { .. } => not_yet("export", 5),
+        Command::Keygen { .. } => not_yet("keygen", 5),
+        Command::Push { .. } => not_yet("push", 5),
+    }
+}
+
+/// A subcommand whose issue has not landed yet says so instead of pretending.
+fn not_yet(name: &str, issue: u32) -> Result<()> {
+    bail!("`emotion-train {name}` is not implemented in this build yet (tracked in issue #{issue})")
+}
+
+fn info(choice: DeviceChoice) -> Result<()> {
+    println!("emotion-train {}", env!("CARGO_PKG_VERSION"));
+    println!("libtorch threads: {}", tch::get_num_threads());
+    match device::load_cuda_backend() {
+        Ok(()) => println!("libtorch_cuda.so: loaded"),
+        Err(why) => println!("libtorch_cuda.so: not loaded ({why})"),
+    }
+    println!("CUDA devices: {}", tch::Cuda::device_count());
+    match device::resolve(choice) {
+        Ok(d) => println!("--device {choice} -> {d:?}"),
+        Err(why) => bail!("--device {choice}: {why}"),
+    }
+    Ok(())
+}

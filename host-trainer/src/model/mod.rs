@@ -1,0 +1,158 @@
+//! The model registry: `--arch NAME` picks an architecture; each is written once as a
+//! [`graph::Graph`] that trains with libtorch, exports to ONNX and reports its size.
+//!
+//! | name                  | input        | what it is |
+//! |-----------------------|--------------|------------|
+//! | `vggface2-resnet50`   | 224x224 BGR  | the seed's face-ID backbone (keras-vggface layout) |
+//! | `mini-xception`       | 48x48 grey   | ~50k-parameter edge model |
+//! | `mobilenetv2[-W]`     | 48x48 grey   | width-scalable edge model (W = 0.35 by default) |
+
+pub mod checkpoint;
+pub mod graph;
+pub mod head;
+pub mod mini_xception;
+pub mod mobilenet_v2;
+pub mod vggface2_resnet50;
+
+use std::fmt;
+use std::str::FromStr;
+
+use graph::{Graph, Shape};
+use head::HeadSpec;
+
+/// An architecture from the registry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arch {
+    /// ResNet50 with keras-vggface's layer names.
+    VggFace2Resnet50,
+    /// mini-Xception.
+    MiniXception,
+    /// MobileNetV2 with a width multiplier.
+    MobileNetV2 {
+        /// Channel multiplier.
+        width: f64,
+    },
+}
+
+impl Arch {
+    /// Every architecture name `--arch` accepts (for help texts).
+    pub const NAMES: &'static str = "vggface2-resnet50, mini-xception, mobilenetv2[-WIDTH]";
+
+    /// The input the architecture is meant for.
+    pub fn default_input(self) -> Shape {
+        match self {
+            Arch::VggFace2Resnet50 => Shape {
+                c: 3,
+                h: 224,
+                w: 224,
+            },
+            Arch::MiniXception | Arch::MobileNetV2 { .. } => Shape { c: 1, h: 48, w: 48 },
+        }
+    }
+
+    /// The head used when `--head` is not given.
+    pub fn default_head(self) -> HeadSpec {
+        match self {
+            Arch::VggFace2Resnet50 => HeadSpec::seed(),
+            Arch::MiniXception | Arch::MobileNetV2 { .. } => HeadSpec::linear(),
+        }
+    }
+
+    /// True for architectures that start from published face-ID weights.
+    pub fn is_backbone(self) -> bool {
+        matches!(self, Arch::VggFace2Resnet50)
+    }
+
+    /// Builds the graph for `input` with `head` and `classes` outputs.
+    pub fn graph(self, input: Shape, head: &HeadSpec, classes: i64) -> Graph {
+        match self {
+            Arch::VggFace2Resnet50 => vggface2_resnet50::build(input, head, classes),
+            Arch::MiniXception => mini_xception::build(input, head, classes),
+            Arch::MobileNetV2 { width } => mobilenet_v2::build(input, width, head, classes),
+        }
+    }
+
+    /// The first block to train for `--unfreeze-from NAME`: one of the graph's block names, or
+    /// (for `vggface2-resnet50`) a Keras layer name `activation_N` as the seed used.
+    pub fn resolve_block(self, graph: &Graph, name: &str) -> Result<usize, String> {
+        if let Some(i) = graph.block_index(name) {
+            return Ok(i);
+        }
+        if self == Arch::VggFace2Resnet50 && name.starts_with("activation_") {
+            let block = vggface2_resnet50::block_after_activation(name)?;
+            return graph
+                .block_index(&block)
+                .ok_or_else(|| format!("block {block} missing from the graph"));
+        }
+        Err(format!(
+            "no block named {name:?} in {self}; blocks are: {}",
+            graph.blocks.join(", ")
+        ))
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arch::VggFace2Resnet50 => f.write_str("vggface2-resnet50"),
+            Arch::MiniXception => f.write_str("mini-xception"),
+            Arch::MobileNetV2 { width } => write!(f, "mobilenetv2-{width}"),
+        }
+    }
+}
+
+impl FromStr for Arch {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "vggface2-resnet50" | "resnet50" | "vggface2" => Ok(Arch::VggFace2Resnet50),
+            "mini-xception" | "minixception" => Ok(Arch::MiniXception),
+            "mobilenetv2" | "mobilenet-v2" => Ok(Arch::MobileNetV2 { width: 0.35 }),
+            _ => t
+                .strip_prefix("mobilenetv2-")
+                .and_then(|w| w.parse::<f64>().ok())
+                .filter(|w| *w > 0.0 && *w <= 2.0)
+                .map(|width| Arch::MobileNetV2 { width })
+                .ok_or_else(|| {
+                    format!("unknown architecture {s:?}; choose one of {}", Arch::NAMES)
+                }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for a in [
+            Arch::VggFace2Resnet50,
+            Arch::MiniXception,
+            Arch::MobileNetV2 { width: 0.5 },
+        ] {
+            assert_eq!(a.to_string().parse::<Arch>(), Ok(a));
+        }
+        assert!("vgg16".parse::<Arch>().is_err());
+    }
+
+    #[test]
+    fn compact_models_are_compact() {
+        let mx = Arch::MiniXception;
+        let g = mx.graph(mx.default_input(), &mx.default_head(), 7);
+        let (p, m) = (g.params(), g.macs());
+        println!("mini-xception: {p} params, {m} MACs");
+        assert!(
+            (45_000..70_000).contains(&p),
+            "mini-xception has {p} parameters"
+        );
+        let mb = Arch::MobileNetV2 { width: 0.35 };
+        let g = mb.graph(mb.default_input(), &mb.default_head(), 7);
+        println!("mobilenetv2-0.35: {} params, {} MACs", g.params(), g.macs());
+        assert!(g.params() < 1_000_000);
+        let out = g.nodes[g.output].shape;
+        assert_eq!(out.c, 7);
+    }
+}
