@@ -1,0 +1,24 @@
+//! # emotion-edge
+//!
+//! Facial-emotion recognition on a Raspberry Pi or Jetson, as one binary without Python or
+//! libtorch: frames come from a [`source`], faces from [`detect`], emotions from [`classify`]
+//! (tract), steadiness from [`smooth`], and results leave through a [`sink`] (serial, display,
+//! JSON lines). [`model_store`] swaps in new model bundles while the [`pipeline`] runs.
+//!
+//! Every device (camera, serial port, display) sits behind a small trait with a real
+//! implementation and an in-memory one for tests. [`testkit`] builds tiny ONNX models and
+//! bundles for tests here and in the end-to-end crate.
+//!
+//! This crate depends on `emotion-shared`, never on the trainer or libtorch.
+#![deny(unsafe_code)]
+
+pub mod classify;
+pub mod config;
+pub mod detect;
+pub mod geometry;
+pub mod model_store;
+pub mod pipeline;
+pub mod sink;
+pub mod smooth;
+pub mod source;
+pub mod testkit;

@@ -1,0 +1,119 @@
+//! Where results leave the device: the serial line ([`serial`], the shared wire protocol),
+//! a display ([`display`]: SSD1306 OLED or PNG files) and JSON lines ([`json`]).
+//!
+//! Every sink takes the same [`FrameReport`] and status events; a sink whose device fails
+//! deals with it itself (re-open, back-off) and never stops the pipeline.
+
+use emotion_shared::protocol::Level;
+use serde::Serialize;
+
+use crate::smooth::TrackedFace;
+
+pub mod display;
+pub mod json;
+pub mod serial;
+
+/// What happened in one processed frame, after smoothing.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FrameReport<'a> {
+    /// Capture time, milliseconds since the runtime started (wraps after 49.7 days).
+    pub t_ms: u32,
+    /// Frame counter since start.
+    pub frame: u64,
+    /// Faces with their steady labels.
+    pub faces: &'a [TrackedFace],
+    /// Recent frames per second.
+    pub fps: f32,
+    /// The model that classified them.
+    pub model: &'a str,
+}
+
+/// Why a sink failed in a way the pipeline should log.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Writing failed.
+    #[error("{sink}: {source}")]
+    Io {
+        /// Which sink.
+        sink: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The display failed.
+    #[error("display {0}")]
+    Display(String),
+}
+
+/// A destination for results.
+pub trait Sink {
+    /// Reports one frame.
+    fn frame(&mut self, report: &FrameReport<'_>) -> Result<(), SinkError>;
+    /// Reports an event (start, model swap, camera lost...).
+    fn status(&mut self, t_ms: u32, level: Level, code: &str, text: &str) -> Result<(), SinkError>;
+    /// Flushes and closes (end of run).
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// A name for logs.
+    fn name(&self) -> String;
+}
+
+/// Fans out to several sinks; a failing sink is logged and the others carry on.
+#[derive(Default)]
+pub struct Sinks {
+    sinks: Vec<Box<dyn Sink>>,
+}
+
+impl Sinks {
+    /// No sinks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a sink.
+    pub fn push(&mut self, sink: Box<dyn Sink>) {
+        self.sinks.push(sink);
+    }
+
+    /// How many sinks.
+    pub fn len(&self) -> usize {
+        self.sinks.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty()
+    }
+
+    /// Reports a frame to every sink.
+    pub fn frame(&mut self, report: &FrameReport<'_>) {
+        for s in &mut self.sinks {
+            if let Err(e) = s.frame(report) {
+                tracing::warn!(sink = %s.name(), "{e}");
+            }
+        }
+    }
+
+    /// Reports a status event to every sink (and the log).
+    pub fn status(&mut self, t_ms: u32, level: Level, code: &str, text: &str) {
+        match level {
+            Level::Info => tracing::info!(code, "{text}"),
+            Level::Warning => tracing::warn!(code, "{text}"),
+            Level::Error => tracing::error!(code, "{text}"),
+        }
+        for s in &mut self.sinks {
+            if let Err(e) = s.status(t_ms, level, code, text) {
+                tracing::warn!(sink = %s.name(), "{e}");
+            }
+        }
+    }
+
+    /// Finishes every sink.
+    pub fn finish(&mut self) {
+        for s in &mut self.sinks {
+            if let Err(e) = s.finish() {
+                tracing::warn!(sink = %s.name(), "{e}");
+            }
+        }
+    }
+}
