@@ -165,3 +165,36 @@ fn frozen_random_features_collapse_without_balancing_and_recover_with_it() {
     );
     assert!(balanced.per_class[disgust].recall > plain.per_class[disgust].recall);
 }
+
+/// `--resume` continues from the last epoch with the saved optimiser state and history, and
+/// refuses other data.
+#[test]
+fn resume_continues_where_the_run_stopped() {
+    tch::set_num_threads(1);
+    let data = synthetic(400, 2);
+    let out = tempfile::tempdir().expect("tempdir");
+    let cfg = |epochs| TrainConfig {
+        epochs,
+        batch_size: 64,
+        ..TrainConfig::default()
+    };
+    let mut model = compact(Arch::MiniXception);
+    train::train(&mut model, &data, &cfg(2), out.path(), false).expect("first part");
+    let mut model = compact(Arch::MiniXception);
+    let s = train::train(&mut model, &data, &cfg(3), out.path(), true).expect("resumed");
+    assert_eq!(s.epochs_run, 3);
+    let history = std::fs::read_to_string(out.path().join("history.csv")).expect("history");
+    let epochs: Vec<&str> = history
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    assert_eq!(epochs, vec!["1", "2", "3"]);
+
+    let other = synthetic(400, 3);
+    let mut model = compact(Arch::MiniXception);
+    let err = train::train(&mut model, &other, &cfg(4), out.path(), true)
+        .expect_err("other data must be refused")
+        .to_string();
+    assert!(err.contains("trained on other data"), "{err}");
+}

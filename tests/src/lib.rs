@@ -43,3 +43,38 @@ pub fn bin_path(name: &str) -> PathBuf {
     }
     path
 }
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The Python with the reference tools (`EMOTION_PYTHON`, else `.venv/bin/python` that
+/// `scripts/bootstrap` creates). Panics with what to do when neither exists: the tests that
+/// need it must not pass without running.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("EMOTION_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run scripts/bootstrap (or set EMOTION_PYTHON) to install the Python \
+         reference tools",
+        venv.display()
+    );
+    venv
+}
+
+/// A child process killed when dropped, so a failing test never leaves it running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,148 @@
+//! The other end of the serial line, with clients that are not the runtime's own code: the
+//! Python client in `deploy/clients/` checks itself against the shared test vectors, and reads
+//! a live `emotion-edge run` through a socat pseudo-terminal pair.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use emotion_edge::testkit::{TinyNet, write_tiny_bundle};
+use emotion_tests::{KillOnDrop, bin_path, python, repo_root};
+
+fn client() -> std::path::PathBuf {
+    repo_root().join("deploy/clients/emotion_serial.py")
+}
+
+#[test]
+fn python_client_passes_every_shared_test_vector() {
+    let vectors = repo_root().join("shared/testdata/protocol/vectors.tsv");
+    let out = Command::new(python())
+        .arg(client())
+        .arg("--check-vectors")
+        .arg(&vectors)
+        .output()
+        .expect("runs python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let passed: usize = stdout
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(passed >= 50, "only {passed} vectors checked");
+}
+
+/// Waits until `path` exists (socat creates the links once both ends are open).
+fn wait_for(path: &std::path::Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn python_client_reads_a_running_edge_over_a_pty_pair() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("ttyA"), dir.path().join("ttyB"));
+    let _socat = KillOnDrop(
+        Command::new("socat")
+            .arg("-d")
+            .arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat (Debian package socat; scripts/bootstrap installs it)"),
+    );
+    wait_for(&a);
+    wait_for(&b);
+
+    let bundle = dir.path().join("bundle");
+    write_tiny_bundle(&bundle, &TinyNet::grey48(3), None).expect("bundle");
+
+    // Start the reader first: pyserial's open() drops pending input.
+    let mut reader = KillOnDrop(
+        Command::new(python())
+            .arg(client())
+            .arg(&b)
+            .args(["--count", "40", "--idle-timeout", "20"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python client"),
+    );
+    let stdout = reader.0.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines.next().expect("a first line").expect("utf-8");
+    assert!(ready.contains("\"ready\""), "{ready}");
+
+    let edge = Command::new(bin_path("emotion-edge"))
+        .args(["run", "--source", "synthetic", "--synthetic-faces", "1"])
+        .args([
+            "--synthetic-fps",
+            "0",
+            "--max-frames",
+            "30",
+            "--detector",
+            "full-frame",
+        ])
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--allow-unsigned")
+        .arg("--serial")
+        .arg(&a)
+        .output()
+        .expect("emotion-edge runs");
+    assert!(
+        edge.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edge.stderr)
+    );
+
+    let msgs: Vec<serde_json::Value> = lines
+        .map_while(Result::ok)
+        .map(|l| serde_json::from_str(&l).expect("client prints JSON"))
+        .collect();
+    let status = reader.0.wait().expect("client exits");
+    let mut err = String::new();
+    if let Some(mut e) = reader.0.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "client failed: {err}");
+    assert_eq!(msgs.len(), 40, "{msgs:#?}\n{err}");
+    assert!(err.is_empty(), "the client skipped lines: {err}");
+    assert_eq!(
+        msgs[0]["kind"], "S",
+        "the first line is the start status: {:?}",
+        msgs[0]
+    );
+    let seqs: Vec<u64> = msgs
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect();
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "seq must count every line: {seqs:?}");
+    }
+    let faces = msgs.iter().filter(|m| m["kind"] == "F").count();
+    let frames = msgs.iter().filter(|m| m["kind"] == "N").count();
+    assert!(
+        faces >= 10 && frames >= 10,
+        "{faces} face and {frames} frame lines"
+    );
+    for m in msgs.iter().filter(|m| m["kind"] == "F") {
+        assert!(m["conf"].as_u64().expect("conf") <= 1000);
+        assert!(m["w"].as_u64().expect("w") > 0);
+    }
+}
