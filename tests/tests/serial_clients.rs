@@ -76,7 +76,7 @@ fn python_client_reads_a_running_edge_over_a_pty_pair() {
         Command::new(python())
             .arg(client())
             .arg(&b)
-            .args(["--count", "40", "--idle-timeout", "20"])
+            .args(["--count", "40", "--idle-timeout", "60"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -87,29 +87,29 @@ fn python_client_reads_a_running_edge_over_a_pty_pair() {
     let ready = lines.next().expect("a first line").expect("utf-8");
     assert!(ready.contains("\"ready\""), "{ready}");
 
-    let edge = Command::new(bin_path("emotion-edge"))
-        .args(["run", "--source", "synthetic", "--synthetic-faces", "1"])
-        .args([
-            "--synthetic-fps",
-            "0",
-            "--max-frames",
-            "30",
-            "--detector",
-            "full-frame",
-        ])
-        .arg("--bundle")
-        .arg(&bundle)
-        .arg("--allow-unsigned")
-        .arg("--serial")
-        .arg(&a)
-        .output()
-        .expect("emotion-edge runs");
-    assert!(
-        edge.status.success(),
-        "{}",
-        String::from_utf8_lossy(&edge.stderr)
+    // The edge runs until the client has its lines (or 60 s pass), then is stopped.
+    let mut edge = KillOnDrop(
+        Command::new(bin_path("emotion-edge"))
+            .args(["run", "--source", "synthetic", "--synthetic-faces", "1"])
+            .args([
+                "--synthetic-fps",
+                "20",
+                "--max-frames",
+                "1200",
+                "--detector",
+                "full-frame",
+            ])
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg("--allow-unsigned")
+            .arg("--serial")
+            .arg(&a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("emotion-edge runs"),
     );
-
     let msgs: Vec<serde_json::Value> = lines
         .map_while(Result::ok)
         .map(|l| serde_json::from_str(&l).expect("client prints JSON"))
@@ -120,7 +120,17 @@ fn python_client_reads_a_running_edge_over_a_pty_pair() {
         use std::io::Read;
         let _ = e.read_to_string(&mut err);
     }
-    assert!(status.success(), "client failed: {err}");
+    let _ = edge.0.kill();
+    let _ = edge.0.wait();
+    let mut edge_log = String::new();
+    if let Some(mut e) = edge.0.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut edge_log);
+    }
+    assert!(
+        status.success(),
+        "client failed: {err}\nemotion-edge said:\n{edge_log}"
+    );
     assert_eq!(msgs.len(), 40, "{msgs:#?}\n{err}");
     assert!(err.is_empty(), "the client skipped lines: {err}");
     assert_eq!(
