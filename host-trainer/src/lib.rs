@@ -3,12 +3,13 @@
 //! Teaches a face-identification network the seven FER2013 emotions on a workstation, with
 //! libtorch through `tch`, and exports checked, signed model bundles for `emotion-edge`.
 //!
-//! Training flows [`data`] -> [`model`] -> [`train`] -> [`eval`]; [`preprocess`] is the shared
-//! input contract in tensor ops, and [`device`] picks the CPU or a CUDA GPU.
+//! Training flows [`data`] -> [`model`] -> [`train`] -> [`eval`] -> [`export`]; [`preprocess`]
+//! is the shared input contract in tensor ops, and [`device`] picks the CPU or a CUDA GPU.
 
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod export;
 pub mod model;
 pub mod preprocess;
 pub mod train;

@@ -8,6 +8,8 @@ use emotion_trainer::device::{self, DeviceChoice};
 
 mod commands;
 use commands::eval::EvalArgs;
+use commands::export::ExportArgs;
+use commands::keygen::KeygenArgs;
 use commands::synth::SynthArgs;
 use commands::train::TrainArgs;
 
@@ -47,18 +49,10 @@ enum Command {
         #[arg(long)]
         teacher: PathBuf,
     },
-    /// Export a checkpoint as a checked, signed model bundle (ONNX + manifest), fp32 or int8.
-    Export {
-        /// Checkpoint to export.
-        #[arg(long)]
-        checkpoint: PathBuf,
-    },
+    /// Export a checkpoint as a checked, signed model bundle (ONNX + manifest), fp32.
+    Export(Box<ExportArgs>),
     /// Make an ed25519 key pair for signing bundles.
-    Keygen {
-        /// Where to write the secret key; the public key goes next to it with `.pub` appended.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Keygen(KeygenArgs),
     /// Copy a bundle into a device's model inbox over SSH (atomically).
     Push {
         /// Bundle directory.
@@ -86,8 +80,8 @@ fn main() -> Result<()> {
         Command::Eval(args) => commands::eval::run(args),
         Command::ImportWeights { .. } => not_yet("import-weights", 4),
         Command::Distill { .. } => not_yet("distill", 5),
-        Command::Export { .. } => not_yet("export", 5),
-        Command::Keygen { .. } => not_yet("keygen", 5),
+        Command::Export(args) => commands::export::run(*args),
+        Command::Keygen(args) => commands::keygen::run(args),
         Command::Push { .. } => not_yet("push", 5),
     }
 }

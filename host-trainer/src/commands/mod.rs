@@ -2,5 +2,7 @@
 //! library's work.
 
 pub mod eval;
+pub mod export;
+pub mod keygen;
 pub mod synth;
 pub mod train;

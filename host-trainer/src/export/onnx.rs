@@ -1,0 +1,488 @@
+//! ONNX writer: a [`Graph`] and its trained parameters as an ONNX model (IR version 8,
+//! opset 13, the combination both tract 0.23 and onnxruntime load), built from tract's public
+//! protobuf types (`tract_onnx::pb`) and encoded with prost.
+//!
+//! The model has one input `[1, C, H, W]` named [`INPUT_NAME`] and one output `[1, classes]`
+//! named [`OUTPUT_NAME`] (logits); the batch is fixed at 1 and no intermediate `value_info` is
+//! written (tract fails to unify a symbolic batch stored there). Node by node:
+//!
+//! | graph op        | ONNX                                                                |
+//! |-----------------|---------------------------------------------------------------------|
+//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias |
+//! | `BatchNorm`     | folded into the preceding `Conv` when that convolution feeds nothing else; otherwise `Mul` + `Add` per channel |
+//! | `Affine`        | `Mul` + `Add` per channel                                            |
+//! | `Relu`, `Relu6` | `Relu`; `Clip` with `min` 0 and `max` 6 as inputs (opset 13)         |
+//! | `MaxPool`       | `MaxPool` with `pads` (padding counts as -inf, as in libtorch)       |
+//! | `AvgPool`       | `AveragePool` without padding                                        |
+//! | `Add`           | `Add`                                                                |
+//! | `GlobalAvgPool` | `GlobalAveragePool` + `Flatten(axis 1)`                              |
+//! | `Linear`        | `Gemm(transB = 1)`                                                   |
+//! | `Dropout`       | nothing (identity at inference)                                      |
+//!
+//! Batch-norm folding is computed in `f64` from the evaluation-mode statistics:
+//! `s = gamma / sqrt(running_var + eps)`, `W' = W * s` per output channel and
+//! `b' = (b - running_mean) * s + beta`.
+
+use prost::Message as _;
+use tch::{Device, Kind, Tensor};
+use tract_onnx::pb;
+
+use super::ExportError;
+use crate::model::graph::{Graph, Network, Op};
+
+/// Name of the model input in the ONNX graph.
+pub const INPUT_NAME: &str = "input";
+/// Name of the model output (logits) in the ONNX graph.
+pub const OUTPUT_NAME: &str = "logits";
+/// ONNX IR version written.
+pub const IR_VERSION: i64 = 8;
+/// Opset of the default domain written.
+pub const OPSET: i64 = 13;
+
+/// Writes `net` (evaluation mode: batch norm with running statistics, no dropout) as ONNX
+/// bytes. `producer_version` goes into the model's `producer_version` field.
+pub fn to_onnx(net: &Network, producer_version: &str) -> Result<Vec<u8>, ExportError> {
+    let model = tch::no_grad(|| build_model(net, producer_version))?;
+    Ok(model.encode_to_vec())
+}
+
+/// Rank of a graph value in the ONNX model: 4 (`[1, C, H, W]`) or 2 (`[1, C]`).
+fn rank_of(graph: &Graph, ranks: &[usize], i: usize) -> usize {
+    match graph.nodes[i].op {
+        Op::GlobalAvgPool | Op::Linear { .. } => 2,
+        Op::Input => 4,
+        _ => graph.nodes[i]
+            .inputs
+            .first()
+            .map_or(4, |&j| ranks.get(j).copied().unwrap_or(4)),
+    }
+}
+
+/// For each node, the nodes that read it.
+fn consumers(graph: &Graph) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); graph.nodes.len()];
+    for (i, n) in graph.nodes.iter().enumerate() {
+        for &j in &n.inputs {
+            out[j].push(i);
+        }
+    }
+    out
+}
+
+struct Builder {
+    nodes: Vec<pb::NodeProto>,
+    initializers: Vec<pb::TensorProto>,
+    relu6_bounds: bool,
+}
+
+impl Builder {
+    fn node(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        output: &str,
+        attribute: Vec<pb::AttributeProto>,
+    ) {
+        self.nodes.push(pb::NodeProto {
+            name: name.to_string(),
+            op_type: op.to_string(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            attribute,
+            ..Default::default()
+        });
+    }
+
+    fn constant(&mut self, name: &str, dims: &[i64], values: Vec<f32>) {
+        self.initializers.push(pb::TensorProto {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data_type: pb::tensor_proto::DataType::Float as i32,
+            float_data: values,
+            ..Default::default()
+        });
+    }
+}
+
+fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn int(name: &str, value: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i: value,
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            denotation: String::new(),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: pb::tensor_proto::DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| pb::tensor_shape_proto::Dimension {
+                            denotation: String::new(),
+                            value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)),
+                        })
+                        .collect(),
+                }),
+            })),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A parameter tensor of node `i` as `f64` on the CPU.
+fn param(net: &Network, i: usize, k: usize, what: &str) -> Result<Tensor, ExportError> {
+    net.params
+        .get(i)
+        .and_then(|p| p.get(k))
+        .map(|t| t.detach().to_device(Device::Cpu).to_kind(Kind::Double))
+        .ok_or_else(|| ExportError::Params {
+            node: net.graph.nodes[i].name.clone(),
+            reason: format!("has no {what} tensor"),
+        })
+}
+
+fn values(t: &Tensor, node: &str) -> Result<Vec<f32>, ExportError> {
+    Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().flatten(0, -1)).map_err(|e| {
+        ExportError::Params {
+            node: node.to_string(),
+            reason: format!("cannot read parameter values: {e}"),
+        }
+    })
+}
+
+/// Evaluation-mode batch norm of node `i` as per-channel `(scale, shift)`.
+fn bn_scale_shift(net: &Network, i: usize, eps: f64) -> Result<(Tensor, Tensor), ExportError> {
+    let gamma = param(net, i, 0, "weight")?;
+    let beta = param(net, i, 1, "bias")?;
+    let mean = param(net, i, 2, "running_mean")?;
+    let var = param(net, i, 3, "running_var")?;
+    let scale = gamma / (var + eps).sqrt();
+    let shift = beta - &mean * &scale;
+    Ok((scale, shift))
+}
+
+fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, ExportError> {
+    let graph = &net.graph;
+    let n = graph.nodes.len();
+    let readers = consumers(graph);
+    let unsupported = |i: usize, reason: &str| ExportError::Unsupported {
+        node: graph.nodes[i].name.clone(),
+        reason: reason.to_string(),
+    };
+
+    // Batch norms folded into the convolution that feeds them: conv index -> bn index.
+    let mut fold_into: Vec<Option<usize>> = vec![None; n];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if let (Op::BatchNorm { .. }, Some(&j)) = (&node.op, node.inputs.first())
+            && matches!(graph.nodes[j].op, Op::Conv { .. })
+            && readers[j] == [i]
+            && j != graph.output
+            && j != graph.features
+        {
+            fold_into[j] = Some(i);
+        }
+    }
+    let folded: Vec<bool> = {
+        let mut f = vec![false; n];
+        for bn in fold_into.iter().flatten() {
+            f[*bn] = true;
+        }
+        f
+    };
+
+    let mut ranks = vec![4usize; n];
+    // The ONNX value holding each node's output.
+    let mut value: Vec<String> = vec![String::new(); n];
+    let out_name = |i: usize| -> String {
+        if i == graph.output {
+            OUTPUT_NAME.to_string()
+        } else {
+            graph.nodes[i].name.clone()
+        }
+    };
+    let mut b = Builder {
+        nodes: Vec::new(),
+        initializers: Vec::new(),
+        relu6_bounds: false,
+    };
+
+    for i in 0..=graph.output {
+        let node = &graph.nodes[i];
+        ranks[i] = rank_of(graph, &ranks, i);
+        let input = |k: usize| -> Result<String, ExportError> {
+            node.inputs
+                .get(k)
+                .map(|&j| value[j].clone())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| unsupported(i, &format!("input {k} is missing or not computed")))
+        };
+        let name = &node.name;
+        match &node.op {
+            Op::Input => {
+                if i != 0 {
+                    return Err(unsupported(i, "a second input node"));
+                }
+                value[i] = INPUT_NAME.to_string();
+            }
+            Op::Conv {
+                out,
+                kernel,
+                stride,
+                pad,
+                groups,
+                bias,
+            } => {
+                if ranks[i] != 4 {
+                    return Err(unsupported(i, "convolution of a flattened value"));
+                }
+                let w = param(net, i, 0, "weight")?;
+                let bvec = if *bias {
+                    param(net, i, 1, "bias")?
+                } else {
+                    Tensor::zeros([*out], (Kind::Double, Device::Cpu))
+                };
+                // With a folded batch norm the convolution produces the batch norm's output.
+                let (w, bvec, result) = match fold_into[i] {
+                    Some(bn) => {
+                        let Op::BatchNorm { eps } = graph.nodes[bn].op else {
+                            return Err(unsupported(bn, "folding target is not a batch norm"));
+                        };
+                        let (scale, shift) = bn_scale_shift(net, bn, eps)?;
+                        (w * scale.view([-1, 1, 1, 1]), bvec * &scale + shift, bn)
+                    }
+                    None => (w, bvec, i),
+                };
+                let (wn, bn_name) = (format!("{name}.weight"), format!("{name}.bias"));
+                b.constant(&wn, &w.size(), values(&w, name)?);
+                b.constant(&bn_name, &[*out], values(&bvec, name)?);
+                let out_value = out_name(result);
+                let x = input(0)?;
+                b.node(
+                    "Conv",
+                    name,
+                    &[&x, &wn, &bn_name],
+                    &out_value,
+                    vec![
+                        ints("kernel_shape", kernel),
+                        ints("strides", &[*stride, *stride]),
+                        ints("pads", pad),
+                        ints("dilations", &[1, 1]),
+                        int("group", *groups),
+                    ],
+                );
+                value[i] = out_value.clone();
+                if result != i {
+                    ranks[result] = 4;
+                    value[result] = out_value;
+                }
+            }
+            Op::BatchNorm { eps } => {
+                if folded[i] {
+                    // Emitted with its convolution.
+                    if value[i].is_empty() {
+                        return Err(unsupported(i, "folded batch norm before its convolution"));
+                    }
+                    continue;
+                }
+                let (scale, shift) = bn_scale_shift(net, i, *eps)?;
+                value[i] = per_channel(
+                    &mut b,
+                    node,
+                    ranks[i],
+                    &input(0)?,
+                    &scale,
+                    &shift,
+                    &out_name(i),
+                )?;
+            }
+            Op::Affine => {
+                let scale = param(net, i, 0, "weight")?;
+                let shift = param(net, i, 1, "bias")?;
+                value[i] = per_channel(
+                    &mut b,
+                    node,
+                    ranks[i],
+                    &input(0)?,
+                    &scale,
+                    &shift,
+                    &out_name(i),
+                )?;
+            }
+            Op::Relu => {
+                let v = out_name(i);
+                b.node("Relu", name, &[&input(0)?], &v, vec![]);
+                value[i] = v;
+            }
+            Op::Relu6 => {
+                if !b.relu6_bounds {
+                    b.constant("relu6.min", &[], vec![0.0]);
+                    b.constant("relu6.max", &[], vec![6.0]);
+                    b.relu6_bounds = true;
+                }
+                let v = out_name(i);
+                b.node(
+                    "Clip",
+                    name,
+                    &[&input(0)?, "relu6.min", "relu6.max"],
+                    &v,
+                    vec![],
+                );
+                value[i] = v;
+            }
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad,
+            } => {
+                let v = out_name(i);
+                b.node(
+                    "MaxPool",
+                    name,
+                    &[&input(0)?],
+                    &v,
+                    vec![
+                        ints("kernel_shape", &[*kernel, *kernel]),
+                        ints("strides", &[*stride, *stride]),
+                        ints("pads", pad),
+                    ],
+                );
+                value[i] = v;
+            }
+            Op::AvgPool { kernel, stride } => {
+                let v = out_name(i);
+                b.node(
+                    "AveragePool",
+                    name,
+                    &[&input(0)?],
+                    &v,
+                    vec![
+                        ints("kernel_shape", &[*kernel, *kernel]),
+                        ints("strides", &[*stride, *stride]),
+                    ],
+                );
+                value[i] = v;
+            }
+            Op::Add => {
+                let (l, r) = (input(0)?, input(1)?);
+                let v = out_name(i);
+                b.node("Add", name, &[&l, &r], &v, vec![]);
+                value[i] = v;
+            }
+            Op::GlobalAvgPool => {
+                let pooled = format!("{name}.pooled");
+                b.node("GlobalAveragePool", name, &[&input(0)?], &pooled, vec![]);
+                let v = out_name(i);
+                b.node(
+                    "Flatten",
+                    &format!("{name}.flatten"),
+                    &[&pooled],
+                    &v,
+                    vec![int("axis", 1)],
+                );
+                value[i] = v;
+            }
+            Op::Linear { out } => {
+                let in_rank = node.inputs.first().map_or(4, |&j| ranks[j]);
+                if in_rank != 2 {
+                    return Err(unsupported(i, "a linear layer on an unflattened value"));
+                }
+                let w = param(net, i, 0, "weight")?;
+                let bias = param(net, i, 1, "bias")?;
+                let (wn, bn_name) = (format!("{name}.weight"), format!("{name}.bias"));
+                b.constant(&wn, &w.size(), values(&w, name)?);
+                b.constant(&bn_name, &[*out], values(&bias, name)?);
+                let v = out_name(i);
+                b.node(
+                    "Gemm",
+                    name,
+                    &[&input(0)?, &wn, &bn_name],
+                    &v,
+                    vec![int("transB", 1)],
+                );
+                value[i] = v;
+            }
+            Op::Dropout { .. } => {
+                value[i] = input(0)?;
+            }
+        }
+    }
+
+    let classes = graph.nodes[graph.output].shape.c;
+    if ranks[graph.output] != 2 {
+        return Err(unsupported(
+            graph.output,
+            "the output is not a [1, classes] vector",
+        ));
+    }
+    if value[graph.output] != OUTPUT_NAME {
+        // The output is an alias (a dropout): give it the output name.
+        let src = value[graph.output].clone();
+        b.node("Identity", "output.identity", &[&src], OUTPUT_NAME, vec![]);
+    }
+    let s = graph.input_shape();
+    let onnx_graph = pb::GraphProto {
+        name: "emotion".into(),
+        node: b.nodes,
+        initializer: b.initializers,
+        input: vec![value_info(INPUT_NAME, &[1, s.c, s.h, s.w])],
+        output: vec![value_info(OUTPUT_NAME, &[1, classes])],
+        ..Default::default()
+    };
+    Ok(pb::ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "emotion-train".into(),
+        producer_version: producer_version.into(),
+        graph: Some(onnx_graph),
+        ..Default::default()
+    })
+}
+
+/// `y = x * scale + shift` per channel, for a `[1, C, H, W]` or `[1, C]` value.
+fn per_channel(
+    b: &mut Builder,
+    node: &crate::model::graph::Node,
+    rank: usize,
+    x: &str,
+    scale: &Tensor,
+    shift: &Tensor,
+    out: &str,
+) -> Result<String, ExportError> {
+    let c = node.shape.c;
+    let dims: Vec<i64> = if rank == 4 { vec![c, 1, 1] } else { vec![c] };
+    let (sn, tn) = (
+        format!("{}.scale", node.name),
+        format!("{}.shift", node.name),
+    );
+    b.constant(&sn, &dims, values(scale, &node.name)?);
+    b.constant(&tn, &dims, values(shift, &node.name)?);
+    let scaled = format!("{}.scaled", node.name);
+    b.node(
+        "Mul",
+        &format!("{}.mul", node.name),
+        &[x, &sn],
+        &scaled,
+        vec![],
+    );
+    b.node("Add", &node.name, &[&scaled, &tn], out, vec![]);
+    Ok(out.to_string())
+}
