@@ -206,8 +206,14 @@ pub fn train(
     model.net.freeze_before(first_trainable);
     let trainable_params = model.net.trainable_params();
     let total_params = model.net.graph.params();
+    let input = model.net.graph.input_shape();
     tracing::info!(
-        "{arch}: {trainable_params} of {total_params} parameters trainable ({:?}{})",
+        "{arch} at {}x{}x{}: {total_params} parameters, {:.1} M multiply-accumulates per image; \
+         {trainable_params} trainable ({:?}{})",
+        input.c,
+        input.h,
+        input.w,
+        model.net.graph.macs() as f64 / 1e6,
         cfg.mode,
         cfg.unfreeze_from
             .as_ref()
