@@ -280,14 +280,19 @@ impl Graph {
         self.nodes[0].shape
     }
 
-    /// Number of learnable parameters (batch-norm running statistics excluded), per node.
-    pub fn node_params(&self, i: usize) -> i64 {
-        let n = &self.nodes[i];
-        let in_c = n
+    /// Channels of node `i`'s first input (0 for the input node).
+    pub fn in_channels(&self, i: usize) -> i64 {
+        self.nodes[i]
             .inputs
             .first()
             .map(|&j| self.nodes[j].shape.c)
-            .unwrap_or(0);
+            .unwrap_or(0)
+    }
+
+    /// Number of learnable parameters (batch-norm running statistics excluded), per node.
+    pub fn node_params(&self, i: usize) -> i64 {
+        let n = &self.nodes[i];
+        let in_c = self.in_channels(i);
         match &n.op {
             Op::Conv {
                 out,
@@ -311,12 +316,9 @@ impl Graph {
     pub fn macs(&self) -> i64 {
         self.nodes
             .iter()
-            .map(|n| {
-                let in_c = n
-                    .inputs
-                    .first()
-                    .map(|&j| self.nodes[j].shape.c)
-                    .unwrap_or(0);
+            .enumerate()
+            .map(|(i, n)| {
+                let in_c = self.in_channels(i);
                 match &n.op {
                     Op::Conv {
                         out,
@@ -357,11 +359,7 @@ impl Network {
         let mut params = Vec::with_capacity(graph.nodes.len());
         for (i, node) in graph.nodes.iter().enumerate() {
             let p = vs / node.name.as_str();
-            let in_c = node
-                .inputs
-                .first()
-                .map(|&j| graph.nodes[j].shape.c)
-                .unwrap_or(0);
+            let in_c = graph.in_channels(i);
             let tensors = match &node.op {
                 Op::Conv {
                     out,
