@@ -31,42 +31,12 @@ fn batches(n: i64, bs: i64) -> impl Iterator<Item = (i64, i64)> {
         .map(move |s| (s, bs.min(n - s)))
 }
 
-/// Softmax probabilities over a split; `tta_flip` averages with the mirrored image.
-pub fn predict(
-    net: &Network,
+/// Runs `f` on each preprocessed batch of `split` (no gradients) and concatenates the results.
+fn map_batches(
     spec: &PreprocessSpec,
     split: &SplitTensors,
     batch: usize,
-    tta_flip: bool,
-) -> Predictions {
-    let n = split.len() as i64;
-    let mut out = Vec::new();
-    tch::no_grad(|| {
-        for (s, len) in batches(n, batch as i64) {
-            let x = split
-                .images
-                .narrow(0, s, len)
-                .unsqueeze(1)
-                .to_kind(Kind::Float);
-            let x = model_input(&x, spec);
-            let mut p = net.forward_t(&x, false).softmax(1, Kind::Float);
-            if tta_flip {
-                let pf = net.forward_t(&x.flip([3]), false).softmax(1, Kind::Float);
-                p = (p + pf) / 2.0;
-            }
-            out.push(p.to_device(tch::Device::Cpu));
-        }
-    });
-    finish(Tensor::cat(&out, 0))
-}
-
-/// Backbone features `[N, C]` of a split (no augmentation, evaluation mode), on the split's
-/// device.
-pub fn features(
-    net: &Network,
-    spec: &PreprocessSpec,
-    split: &SplitTensors,
-    batch: usize,
+    mut f: impl FnMut(&Tensor) -> Tensor,
 ) -> Tensor {
     let n = split.len() as i64;
     let mut out = Vec::new();
@@ -77,11 +47,39 @@ pub fn features(
                 .narrow(0, s, len)
                 .unsqueeze(1)
                 .to_kind(Kind::Float);
-            let x = model_input(&x, spec);
-            out.push(net.features_t(&x, false));
+            out.push(f(&model_input(&x, spec)));
         }
     });
     Tensor::cat(&out, 0)
+}
+
+/// Softmax probabilities over a split; `tta_flip` averages with the mirrored image.
+pub fn predict(
+    net: &Network,
+    spec: &PreprocessSpec,
+    split: &SplitTensors,
+    batch: usize,
+    tta_flip: bool,
+) -> Predictions {
+    finish(map_batches(spec, split, batch, |x| {
+        let mut p = net.forward_t(x, false).softmax(1, Kind::Float);
+        if tta_flip {
+            let pf = net.forward_t(&x.flip([3]), false).softmax(1, Kind::Float);
+            p = (p + pf) / 2.0;
+        }
+        p.to_device(tch::Device::Cpu)
+    }))
+}
+
+/// Backbone features `[N, C]` of a split (no augmentation, evaluation mode), on the split's
+/// device.
+pub fn features(
+    net: &Network,
+    spec: &PreprocessSpec,
+    split: &SplitTensors,
+    batch: usize,
+) -> Tensor {
+    map_batches(spec, split, batch, |x| net.features_t(x, false))
 }
 
 /// Predictions from cached features (head only).
