@@ -15,6 +15,14 @@ use emotion_trainer::train::balance::Balance;
 use emotion_trainer::train::{self, Mode, TrainConfig, metrics_of};
 use tch::Device;
 
+/// libtorch has one global random generator (initialisation, shuffling): the tests here take
+/// turns, so each run is repeatable.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn synthetic(count: usize, seed: u64) -> FaceSet {
     synth::generate(
         count,
@@ -50,6 +58,7 @@ fn private_test(model: &LoadedModel, data: &FaceSet) -> Metrics {
 
 #[test]
 fn compact_model_with_class_weights_learns_the_synthetic_expressions() {
+    let _turn = serial();
     tch::set_num_threads(1);
     let data = synthetic(7000, 11);
     let mut model = compact(Arch::MiniXception);
@@ -113,9 +122,11 @@ fn most_predicted(m: &Metrics) -> Emotion {
 /// collapse: the rare classes are found again.
 #[test]
 fn frozen_random_features_collapse_without_balancing_and_recover_with_it() {
+    let _turn = serial();
     tch::set_num_threads(1);
     let data = synthetic(6000, 23);
     let run = |balance: Balance| {
+        tch::manual_seed(5);
         let mut model = compact(Arch::MobileNetV2 { width: 0.35 });
         let cfg = TrainConfig {
             mode: Mode::FeatureExtract,
@@ -170,6 +181,7 @@ fn frozen_random_features_collapse_without_balancing_and_recover_with_it() {
 /// refuses other data.
 #[test]
 fn resume_continues_where_the_run_stopped() {
+    let _turn = serial();
     tch::set_num_threads(1);
     let data = synthetic(400, 2);
     let out = tempfile::tempdir().expect("tempdir");
