@@ -18,6 +18,7 @@ pub mod detect;
 pub mod geometry;
 pub mod model_store;
 pub mod pipeline;
+pub mod service;
 pub mod sink;
 pub mod smooth;
 pub mod source;

@@ -124,6 +124,16 @@ enum Command {
     },
     /// List cameras, serial ports and I2C buses found on this machine.
     Devices,
+    /// Go back to the previous model of a store: the running service swaps it in between
+    /// frames (or the next start does), after verifying it again.
+    Rollback {
+        /// Model store directory (with inbox/, current/, previous/).
+        #[arg(long, default_value = "/var/lib/emotion-edge/models")]
+        store: PathBuf,
+        /// Seconds to wait for a running service to act on the request (0: do not wait).
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -217,7 +227,59 @@ fn main() -> Result<()> {
             idle_timeout,
         } => listen(&port, baud, count, idle_timeout),
         Command::Devices => devices(),
+        Command::Rollback { store, wait } => rollback(&store, wait),
     }
+}
+
+/// Asks the store's watcher to roll back (the trigger file in the inbox) and waits for it.
+fn rollback(store: &Path, wait: u64) -> Result<()> {
+    use emotion_edge::model_store::{CURRENT, INBOX, PREVIOUS, ROLLBACK_TRIGGER};
+    let model_of = |dir: &Path| -> Option<String> {
+        let bytes = std::fs::read(dir.join("manifest.json")).ok()?;
+        let m = emotion_shared::manifest::Manifest::from_json(&bytes).ok()?;
+        Some(format!("{} {}", m.model.name, m.model.version))
+    };
+    let previous = store.join(PREVIOUS);
+    let Some(target) = model_of(&previous) else {
+        bail!(
+            "{} holds no readable bundle: there is nothing to roll back to",
+            previous.display()
+        );
+    };
+    let before = model_of(&store.join(CURRENT));
+    let trigger = store.join(INBOX).join(ROLLBACK_TRIGGER);
+    std::fs::write(&trigger, b"requested by emotion-edge rollback\n").with_context(|| {
+        format!(
+            "cannot write {} (run as the service's user or root)",
+            trigger.display()
+        )
+    })?;
+    println!(
+        "rollback requested: {} -> {target}",
+        before.as_deref().unwrap_or("(no current model)")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+    while wait > 0 && std::time::Instant::now() < deadline {
+        if !trigger.exists() {
+            let now = model_of(&store.join(CURRENT));
+            if now.as_deref() == Some(target.as_str()) {
+                println!("rolled back: running {target}");
+                return Ok(());
+            }
+            bail!(
+                "the service refused the rollback (current: {}); see its log",
+                now.as_deref().unwrap_or("unreadable")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    if wait > 0 {
+        println!(
+            "no running service picked the request up within {wait} s: the next start will \
+             roll back"
+        );
+    }
+    Ok(())
 }
 
 fn trust_policy(public_key: Option<&Path>, allow_unsigned: bool) -> Result<TrustPolicy> {
@@ -369,7 +431,10 @@ fn run(args: RunArgs) -> Result<()> {
     );
     tracing::info!("source: {}", source.describe());
     let events = watcher.as_ref().map(|(_, rx)| rx);
+    pipeline.set_watchdog(emotion_edge::service::Watchdog::from_env());
+    emotion_edge::service::notify_ready();
     let stats = pipeline.run(source.as_mut(), &stop, config.max_frames, events);
+    emotion_edge::service::notify_stopping();
     pipeline.status(
         Level::Info,
         "stop",

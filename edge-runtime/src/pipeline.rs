@@ -69,6 +69,7 @@ pub struct Pipeline {
     start: Instant,
     stats: RunStats,
     fps: FpsMeter,
+    watchdog: crate::service::Watchdog,
 }
 
 impl Pipeline {
@@ -90,6 +91,7 @@ impl Pipeline {
             start: Instant::now(),
             stats: RunStats::default(),
             fps: FpsMeter::default(),
+            watchdog: crate::service::Watchdog::inactive(),
         })
     }
 
@@ -193,6 +195,11 @@ impl Pipeline {
         }
     }
 
+    /// Feeds `watchdog` from the frame loop (see [`crate::service`]).
+    pub fn set_watchdog(&mut self, watchdog: crate::service::Watchdog) {
+        self.watchdog = watchdog;
+    }
+
     /// Runs until `stop` is set, the source ends or `max_frames` (0: no limit) frames were
     /// processed. Store events (model swaps, refusals) go to the sinks as status lines.
     pub fn run(
@@ -204,6 +211,7 @@ impl Pipeline {
     ) -> RunStats {
         let mut lost_camera = false;
         while !stop.load(Ordering::Relaxed) {
+            self.watchdog.beat(Instant::now());
             if max_frames > 0 && self.stats.frames >= max_frames {
                 break;
             }

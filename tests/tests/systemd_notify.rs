@@ -1,0 +1,68 @@
+//! `emotion-edge run` under systemd's notification protocol, without systemd: the test binds
+//! the `NOTIFY_SOCKET` datagram socket itself, sets `WATCHDOG_USEC`, and reads what the
+//! runtime sends: `READY=1` once the model is loaded, `WATCHDOG=1` from the frame loop and
+//! `STOPPING=1` at the end.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use emotion_edge::testkit::{TinyNet, write_tiny_bundle};
+use emotion_tests::bin_path;
+
+#[test]
+fn run_notifies_ready_feeds_the_watchdog_and_says_stopping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("bundle");
+    write_tiny_bundle(&bundle, &TinyNet::grey48(3), None).expect("bundle");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+
+    // 60 frames at 20 fps: three seconds, with a 1 s watchdog fed every 0.5 s. systemd names
+    // the watched process in WATCHDOG_PID: a shell sets its own PID and execs the runtime.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+        .arg(bin_path("emotion-edge"))
+        .args(["run", "--source", "synthetic", "--synthetic-faces", "1"])
+        .args([
+            "--synthetic-fps",
+            "20",
+            "--max-frames",
+            "60",
+            "--allow-unsigned",
+        ])
+        .args(["--detector", "full-frame"])
+        .arg("--bundle")
+        .arg(&bundle)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .output()
+        .expect("emotion-edge runs");
+    assert!(
+        out.status.success(),
+        "emotion-edge failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = socket.recv(&mut buf) {
+        messages.push(String::from_utf8_lossy(&buf[..n]).trim().to_string());
+    }
+    println!("{messages:?}");
+    let first = |m: &str| messages.iter().position(|x| x == m);
+    let ready = first("READY=1").expect("READY=1 sent");
+    let stopping = first("STOPPING=1").expect("STOPPING=1 sent");
+    let beats = messages.iter().filter(|m| *m == "WATCHDOG=1").count();
+    assert!(ready < stopping);
+    assert!(
+        (3..=12).contains(&beats),
+        "{beats} watchdog beats in about three seconds at a 1 s watchdog: {messages:?}"
+    );
+    assert_eq!(messages.last().map(String::as_str), Some("STOPPING=1"));
+}
