@@ -219,3 +219,39 @@ fn a_stream_switches_models_only_between_frames() {
     assert!(ids[switch..].iter().all(|m| *m == "tiny-2 0.1.0 (fp32)"));
     assert_eq!(pipeline.stats().swaps, 1);
 }
+
+#[test]
+fn a_tar_bundle_in_the_inbox_is_unpacked_and_installed_and_a_bad_one_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    store_with_current(root, 1);
+    let (mut store, _) = ModelStore::open(root, policy()).expect("store opens");
+    let slot = store.slot();
+
+    let staged = dir.path().join("staged");
+    write_tiny_bundle(&staged, &TinyNet::grey48(5), Some(&signing_key(1))).expect("bundle");
+    emotion_shared::bundle_tar::pack(&staged, &root.join(INBOX).join("v5.tar")).expect("tar");
+    let events = poll_until_event(&mut store);
+    assert!(
+        matches!(&events[..], [StoreEvent::Installed { name, .. }] if name == "v5"),
+        "{events:?}"
+    );
+    assert_eq!(slot.get().1.id(), "tiny-5 0.1.0 (fp32)");
+    assert!(!root.join(INBOX).join("v5.tar").exists());
+
+    // A truncated archive: refused with its reason, the running model stays.
+    let mut bytes = Vec::new();
+    emotion_shared::bundle_tar::pack_to(&staged, &mut bytes).expect("tar");
+    bytes.truncate(bytes.len() / 3);
+    std::fs::write(root.join(INBOX).join("cut.tar"), &bytes).expect("write");
+    let events = poll_until_event(&mut store);
+    assert!(
+        matches!(&events[..], [StoreEvent::Rejected { name, .. }] if name == "cut.tar"),
+        "{events:?}"
+    );
+    assert_eq!(slot.get().1.id(), "tiny-5 0.1.0 (fp32)");
+    let reasons = rejected_reasons(root);
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("cut.tar"), "{}", reasons[0]);
+    assert!(!root.join(INBOX).join("cut").exists());
+}

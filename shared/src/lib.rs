@@ -16,6 +16,7 @@
 #![deny(missing_docs, unsafe_code)]
 
 pub mod bundle;
+pub mod bundle_tar;
 pub mod labels;
 pub mod manifest;
 pub mod preprocess;

@@ -255,14 +255,19 @@ impl ModelStore {
                 events.push(self.rollback());
                 continue;
             }
-            if !path.is_dir() {
+            let is_tar = name.ends_with(".tar") && path.is_file();
+            if !path.is_dir() && !is_tar {
                 continue;
             }
             let fp = fingerprint(&path);
             let stable = self.seen.iter().any(|(n, f)| *n == name && *f == fp);
             now_seen.push((name.clone(), fp));
             if stable {
-                events.push(self.install(&name));
+                events.push(if is_tar {
+                    self.install_tar(&name)
+                } else {
+                    self.install(&name)
+                });
                 now_seen.pop();
             }
         }
@@ -297,6 +302,41 @@ impl ModelStore {
                 }
                 StoreEvent::Rejected {
                     name: name.to_string(),
+                    reason,
+                }
+            }
+        }
+    }
+
+    /// A `NAME.tar` bundle in the inbox: unpacked (strictly, see
+    /// [`emotion_shared::bundle_tar`]) into a hidden directory, renamed to `NAME` and installed
+    /// like a directory bundle; a bad archive goes to `rejected/` with its reason.
+    fn install_tar(&mut self, tar_name: &str) -> StoreEvent {
+        let inbox = self.inbox();
+        let tar_path = inbox.join(tar_name);
+        let stem = tar_name.trim_end_matches(".tar").to_string();
+        let tmp = inbox.join(format!(".{stem}.unpack"));
+        let dest = inbox.join(&stem);
+        let _ = std::fs::remove_dir_all(&tmp);
+        let outcome = if dest.exists() {
+            Err(format!("{} already exists in the inbox", stem))
+        } else {
+            emotion_shared::bundle_tar::unpack(&tar_path, &tmp)
+                .map_err(|e| e.to_string())
+                .and_then(|()| std::fs::rename(&tmp, &dest).map_err(|e| e.to_string()))
+        };
+        match outcome {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&tar_path);
+                self.install(&stem)
+            }
+            Err(reason) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                if let Err(e) = reject_file(&self.root, &tar_path, tar_name, &reason) {
+                    tracing::error!("{e}");
+                }
+                StoreEvent::Rejected {
+                    name: tar_name.to_string(),
                     reason,
                 }
             }
@@ -355,6 +395,12 @@ impl ModelStore {
 fn fingerprint(dir: &Path) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    if let Ok(m) = std::fs::metadata(dir)
+        && m.is_file()
+    {
+        (m.len(), m.modified().ok()).hash(&mut h);
+        return h.finish();
+    }
     if let Ok(entries) = std::fs::read_dir(dir) {
         let mut items: Vec<_> = entries
             .flatten()
@@ -395,6 +441,27 @@ fn reject(root: &Path, dir: &Path, name: &str, reason: &str) -> Result<(), Store
     }
     rename(dir, &dest)?;
     let reason_path = dest.join(REASON_FILE);
+    std::fs::write(&reason_path, format!("{reason}\n")).map_err(|source| StoreError::Io {
+        action: "write",
+        path: reason_path,
+        source,
+    })
+}
+
+/// Moves the file `path` (a refused archive) into its own folder under `rejected/` with the
+/// reason beside it.
+fn reject_file(root: &Path, path: &Path, name: &str, reason: &str) -> Result<(), StoreError> {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dir = root.join(REJECTED).join(format!("{name}-{stamp}"));
+    std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+        action: "create",
+        path: dir.clone(),
+        source,
+    })?;
+    rename(path, &dir.join(name))?;
+    let reason_path = dir.join(REASON_FILE);
     std::fs::write(&reason_path, format!("{reason}\n")).map_err(|source| StoreError::Io {
         action: "write",
         path: reason_path,
