@@ -10,6 +10,8 @@ pub mod data;
 pub mod device;
 pub mod eval;
 pub mod export;
+pub mod import;
 pub mod model;
 pub mod preprocess;
+pub mod quantize;
 pub mod train;

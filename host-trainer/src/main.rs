@@ -1,15 +1,17 @@
 //! `emotion-train`: the workstation side. See `emotion-train --help`.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use emotion_trainer::device::{self, DeviceChoice};
 
 mod commands;
+use commands::bench::BenchArgs;
+use commands::distill::DistillArgs;
 use commands::eval::EvalArgs;
 use commands::export::ExportArgs;
+use commands::import::ImportArgs;
 use commands::keygen::KeygenArgs;
+use commands::push::PushArgs;
 use commands::synth::SynthArgs;
 use commands::train::TrainArgs;
 
@@ -39,28 +41,17 @@ enum Command {
     /// Evaluate a checkpoint on a data split (accuracy, per-class F1, confusion matrix).
     Eval(EvalArgs),
     /// Import published pretrained backbone weights (keras-vggface HDF5, dlib) to safetensors.
-    ImportWeights {
-        /// The weight file as published.
-        file: PathBuf,
-    },
-    /// Distil a large teacher into a compact edge model.
-    Distill {
-        /// Teacher checkpoint.
-        #[arg(long)]
-        teacher: PathBuf,
-    },
-    /// Export a checkpoint as a checked, signed model bundle (ONNX + manifest), fp32.
+    ImportWeights(ImportArgs),
+    /// Distil a trained teacher into a compact edge model (soft targets + hard labels).
+    Distill(Box<DistillArgs>),
+    /// Export a checkpoint as a checked, signed model bundle (ONNX + manifest), fp32 or int8.
     Export(Box<ExportArgs>),
     /// Make an ed25519 key pair for signing bundles.
     Keygen(KeygenArgs),
-    /// Copy a bundle into a device's model inbox over SSH (atomically).
-    Push {
-        /// Bundle directory.
-        bundle: PathBuf,
-        /// Target: user@host[:dir] or a local directory.
-        #[arg(long)]
-        to: String,
-    },
+    /// Measure training throughput (images/s) of an architecture on random data.
+    Bench(BenchArgs),
+    /// Copy a checked bundle into a device's model inbox over SSH (atomically).
+    Push(PushArgs),
 }
 
 fn main() -> Result<()> {
@@ -78,17 +69,13 @@ fn main() -> Result<()> {
         Command::Synth(args) => commands::synth::run(args),
         Command::Train(args) => commands::train::run(*args),
         Command::Eval(args) => commands::eval::run(args),
-        Command::ImportWeights { .. } => not_yet("import-weights", 4),
-        Command::Distill { .. } => not_yet("distill", 5),
+        Command::ImportWeights(args) => commands::import::run(args),
+        Command::Distill(args) => commands::distill::run(*args),
         Command::Export(args) => commands::export::run(*args),
         Command::Keygen(args) => commands::keygen::run(args),
-        Command::Push { .. } => not_yet("push", 5),
+        Command::Push(args) => commands::push::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     }
-}
-
-/// A subcommand whose issue has not landed yet says so instead of pretending.
-fn not_yet(name: &str, issue: u32) -> Result<()> {
-    bail!("`emotion-train {name}` is not implemented in this build yet (tracked in issue #{issue})")
 }
 
 fn info(choice: DeviceChoice) -> Result<()> {

@@ -253,6 +253,24 @@ fn mobilenet_v2_exports_with_relu6_as_clip() {
 }
 
 #[test]
+fn dlib_resnet29_exports_with_padded_residual_adds() {
+    tch::set_num_threads(1);
+    let arch = Arch::DlibResnet29;
+    let input = Shape {
+        c: 3,
+        h: 150,
+        w: 150,
+    };
+    let spec = PreprocessSpec::dlib_resnet_at(150, 150);
+    let m = model(arch, input, HeadSpec::linear(), spec.clone());
+    let checked = export_and_check_everywhere(&m.net, &spec);
+    let ops = op_types(&checked.onnx);
+    // The two deepest down units pad the smaller branch before adding.
+    assert!(ops.iter().filter(|o| *o == "Pad").count() >= 4, "{ops:?}");
+    assert!(ops.iter().any(|o| o == "AveragePool"));
+}
+
+#[test]
 fn vggface2_resnet50_exports_at_64px_with_asymmetric_padding_and_dropout_head() {
     tch::set_num_threads(1);
     let arch = Arch::VggFace2Resnet50;

@@ -355,6 +355,24 @@ impl PreprocessSpec {
         }
     }
 
+    /// dlib's face-recognition ResNet input (`input_rgb_image_sized`): RGB, `(v - mean) / 256`
+    /// with its means.
+    pub fn dlib_resnet_at(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            color: ColorOrder::Rgb,
+            resize: ResizeMode::Bilinear,
+            scale: 1.0,
+            mean: Self::DLIB_RGB_MEAN.to_vec(),
+            std: vec![256.0; 3],
+            layout: TensorLayout::Nchw,
+        }
+    }
+
+    /// dlib's face-recognition ResNet channel means, in R, G, B order.
+    pub const DLIB_RGB_MEAN: [f32; 3] = [122.782, 117.001, 104.298];
+
     /// keras-vggface ResNet50 (VGGFace2) at its native 224x224.
     pub fn vggface2_resnet50() -> Self {
         Self::vggface2_resnet50_at(224, 224)

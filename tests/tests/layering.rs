@@ -32,13 +32,19 @@ fn dependencies(package: &str, features: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn the_edge_runtime_never_links_libtorch() {
+fn the_edge_runtime_never_links_libtorch_or_hdf5() {
     let deps = dependencies("emotion-edge", &[]);
     assert!(
         deps.iter().any(|d| d == "tract-onnx"),
         "tree not read: {deps:?}"
     );
-    for banned in ["tch", "torch-sys", "emotion-trainer"] {
+    for banned in [
+        "tch",
+        "torch-sys",
+        "emotion-trainer",
+        "hdf5-metno",
+        "hdf5-metno-sys",
+    ] {
         assert!(
             !deps.iter().any(|d| d == banned),
             "emotion-edge depends on {banned}"

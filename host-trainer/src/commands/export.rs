@@ -21,13 +21,19 @@ use emotion_shared::manifest::{
 use emotion_shared::{Emotion, NUM_CLASSES};
 use emotion_trainer::data::tensors::SplitTensors;
 use emotion_trainer::data::{self, FaceSet, OnBadRow, Split};
+use emotion_trainer::eval::metrics::Confusion;
 use emotion_trainer::eval::predict;
 use emotion_trainer::export as exporter;
 use emotion_trainer::export::check::FP32_LOGIT_TOLERANCE;
 use emotion_trainer::export::onnx::{INPUT_NAME, OUTPUT_NAME};
 use emotion_trainer::export::selftest;
 use emotion_trainer::model::checkpoint::{self, LoadedModel};
-use emotion_trainer::train::metrics_of;
+use emotion_trainer::preprocess::model_input;
+use emotion_trainer::quantize::calibrate::Calibration;
+use emotion_trainer::quantize::evaluate::{agreement, top_classes, tract_outputs};
+use emotion_trainer::quantize::plan::QuantPlan;
+use emotion_trainer::quantize::search::rank_methods;
+use emotion_trainer::quantize::{RangeMethod, WeightScales};
 use serde_json::Value;
 use tch::Device;
 
@@ -74,6 +80,63 @@ pub struct ExportArgs {
     /// Batch size for the evaluation.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// Also write the bundle as one file, OUT.tar (for copying by hand; `push` and the device's
+    /// inbox take either form).
+    #[arg(long)]
+    pub tar: bool,
+    /// Export an int8 model (QLinearConv, u8 activations, i8 weights) instead of fp32. Needs
+    /// --data: its PublicTest split picks the calibration method and its PrivateTest split
+    /// checks the accuracy cost (see --int8-margin).
+    #[arg(long)]
+    pub int8: bool,
+    /// How activation ranges are calibrated; `auto` tries min-max, percentile and entropy and
+    /// keeps the most accurate on PublicTest.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub calibration: CalibrationArg,
+    /// Percentile kept by `--calibration percentile`.
+    #[arg(long, default_value_t = 99.99)]
+    pub percentile: f64,
+    /// Weight scales of the int8 convolutions: per tensor (fast in tract) or per channel.
+    #[arg(long, value_enum, default_value = "per-tensor")]
+    pub weight_scales: WeightScales,
+    /// Calibration images: a folder of face crops (png/jpg), best frames from the deployment
+    /// camera cropped by the edge's detector. Default: the Training split of --data.
+    #[arg(long)]
+    pub calib: Option<PathBuf>,
+    /// At most this many calibration images (spread evenly over what is given).
+    #[arg(long, default_value_t = 512)]
+    pub calib_samples: usize,
+    /// Largest accuracy drop (percentage points, PrivateTest) the int8 model may have against
+    /// fp32; a larger drop refuses the export unless --force.
+    #[arg(long, default_value_t = 1.0)]
+    pub int8_margin: f64,
+    /// Write the int8 bundle even when it exceeds --int8-margin.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `--calibration` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CalibrationArg {
+    /// Try min-max, percentile and entropy; keep the most accurate.
+    Auto,
+    /// Smallest and largest value seen.
+    Minmax,
+    /// Clip to --percentile.
+    Percentile,
+    /// Smallest KL divergence of the 8-bit histogram.
+    Entropy,
+}
+
+impl CalibrationArg {
+    fn methods(self, percentile: f64) -> Vec<RangeMethod> {
+        match self {
+            CalibrationArg::Auto => RangeMethod::AUTO.to_vec(),
+            CalibrationArg::Minmax => vec![RangeMethod::MinMax],
+            CalibrationArg::Percentile => vec![RangeMethod::Percentile(percentile)],
+            CalibrationArg::Entropy => vec![RangeMethod::Entropy],
+        }
+    }
 }
 
 /// The training run folder of a checkpoint argument.
@@ -91,6 +154,15 @@ fn run_dir_of(checkpoint: &Path) -> PathBuf {
 /// Runs `emotion-train export`.
 pub fn run(args: ExportArgs) -> Result<()> {
     // Everything the user controls is checked before the work starts.
+    if args.int8 && args.data.is_none() {
+        bail!(
+            "--int8 needs --data: the int8 model's calibration method is chosen on its PublicTest \
+             split and its accuracy is checked against fp32 on PrivateTest"
+        );
+    }
+    if !(50.0..100.0).contains(&args.percentile) {
+        bail!("--percentile {} is not in [50, 100)", args.percentile);
+    }
     let signing_key = args
         .sign_key
         .as_ref()
@@ -165,8 +237,16 @@ pub fn run(args: ExportArgs) -> Result<()> {
         FP32_LOGIT_TOLERANCE
     );
 
+    let (onnx, quantization, self_test) = match &data {
+        Some((path, set)) if args.int8 => {
+            let q = quantize(&args, &model, path, set, &samples)?;
+            (q.onnx, q.quantization, q.self_test)
+        }
+        _ => (checked.onnx, Quantization::none(), checked.self_test),
+    };
+    let int8_onnx = args.int8.then_some(onnx.as_slice());
     let metrics = match &data {
-        Some((path, set)) => evaluate(&model, path, set, args.batch_size),
+        Some((path, set)) => evaluate(&model, path, set, args.batch_size, int8_onnx)?,
         None => {
             tracing::warn!("no --data: the manifest carries no metrics");
             Vec::new()
@@ -200,9 +280,9 @@ pub fn run(args: ExportArgs) -> Result<()> {
         },
         labels: Emotion::names(),
         preprocess: spec.clone(),
-        quantization: Quantization::none(),
+        quantization,
         metrics,
-        onnx: OnnxFile::describe(&checked.onnx),
+        onnx: OnnxFile::describe(&onnx),
         created_at: now_rfc3339(),
         training,
         lineage: Lineage {
@@ -216,15 +296,21 @@ pub fn run(args: ExportArgs) -> Result<()> {
             git_commit: git_commit(),
             trainer_version: producer,
         },
-        self_test: checked.self_test.clone(),
+        self_test,
     };
     manifest
         .validate()
         .context("the manifest built for this export does not validate (a bug in the export)")?;
 
-    emotion_shared::bundle::write_bundle(&args.out, &manifest, &checked.onnx, signing_key.as_ref())
+    emotion_shared::bundle::write_bundle(&args.out, &manifest, &onnx, signing_key.as_ref())
         .with_context(|| format!("writing the bundle {}", args.out.display()))?;
     reopen(&args.out, &manifest, signing_key.as_ref())?;
+    if args.tar {
+        let tar_path = PathBuf::from(format!("{}.tar", args.out.display()));
+        emotion_shared::bundle_tar::pack(&args.out, &tar_path)
+            .with_context(|| format!("writing {}", tar_path.display()))?;
+        println!("wrote {}", tar_path.display());
+    }
     println!(
         "wrote {} ({} {}, {} self-tests, {})",
         args.out.display(),
@@ -352,13 +438,222 @@ fn training_summary(state: &Value, model: &LoadedModel, path: &Path) -> Result<T
     })
 }
 
-/// Accuracy and macro-F1 on PublicTest and PrivateTest of `set`.
-fn evaluate(model: &LoadedModel, path: &Path, set: &FaceSet, batch: usize) -> Vec<Metric> {
-    let stem = path
-        .file_stem()
+/// Tolerance of an int8 bundle's self-tests (logits): tract's int8 arithmetic on another CPU
+/// may round an intermediate value differently.
+pub const INT8_SELF_TEST_TOLERANCE: f32 = 0.1;
+
+/// What the int8 export produced.
+struct Int8Export {
+    onnx: Vec<u8>,
+    quantization: Quantization,
+    self_test: Vec<emotion_shared::manifest::SelfTestCase>,
+}
+
+/// The Training split of `set` (or `--calib` images), at most `--calib-samples` spread evenly,
+/// preprocessed for the model.
+fn calibration_inputs(
+    args: &ExportArgs,
+    model: &LoadedModel,
+    set: &FaceSet,
+) -> Result<(tch::Tensor, String)> {
+    let (pixels, from): (Vec<Vec<u8>>, String) = match &args.calib {
+        Some(dir) => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .with_context(|| format!("reading the calibration folder {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                        matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")
+                    })
+                })
+                .collect();
+            files.sort();
+            let step = (files.len() / args.calib_samples.max(1)).max(1);
+            let faces = files
+                .iter()
+                .step_by(step)
+                .take(args.calib_samples)
+                .map(|p| {
+                    data::folders::read_face(p)
+                        .map_err(|e| anyhow::anyhow!("calibration image {}: {e}", p.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (faces, format!("images in {}", dir.display()))
+        }
+        None => {
+            let idx = set.indices(Split::Training);
+            let step = (idx.len() / args.calib_samples.max(1)).max(1);
+            let faces = idx
+                .iter()
+                .step_by(step)
+                .take(args.calib_samples)
+                .map(|&i| set.image(i).to_vec())
+                .collect();
+            (faces, "training".to_string())
+        }
+    };
+    if pixels.is_empty() {
+        bail!("no calibration images ({from}): give --calib DIR or --data with a Training split");
+    }
+    let n = pixels.len() as i64;
+    let flat: Vec<u8> = pixels.concat();
+    let size = data::FER_SIZE as i64;
+    let x = tch::Tensor::from_slice(&flat).view([n, 1, size, size]);
+    Ok((model_input(&x, &model.meta.preprocess), from))
+}
+
+/// The preprocessed images and labels of `split`.
+fn split_inputs(model: &LoadedModel, set: &FaceSet, split: Split) -> (tch::Tensor, Vec<u8>) {
+    let t = SplitTensors::new(set, split, Device::Cpu);
+    let x = model_input(&t.images.unsqueeze(1), &model.meta.preprocess);
+    (x, t.host_labels)
+}
+
+/// Quantizes the model: calibration, method choice on PublicTest, accuracy check against fp32
+/// on PrivateTest, self-tests replayed the edge's way.
+fn quantize(
+    args: &ExportArgs,
+    model: &LoadedModel,
+    path: &Path,
+    set: &FaceSet,
+    samples: &[selftest::SampleFace],
+) -> Result<Int8Export> {
+    let net = &model.net;
+    let plan = QuantPlan::new(&net.graph);
+    let (calib, calib_from) = calibration_inputs(args, model, set)?;
+    let calibration = Calibration::collect(net, &plan, &calib, args.batch_size)
+        .context("calibrating activation ranges")?;
+    println!(
+        "int8: calibrated {} values on {} {calib_from} images",
+        plan.observed.len(),
+        calibration.samples
+    );
+    let select_split = if set.indices(Split::PublicTest).is_empty() {
+        Split::PrivateTest
+    } else {
+        Split::PublicTest
+    };
+    let check_split = Split::PrivateTest;
+    if set.indices(check_split).is_empty() {
+        bail!(
+            "{} has no PrivateTest images: the int8 accuracy check needs them",
+            path.display()
+        );
+    }
+    let (select_x, select_y) = split_inputs(model, set, select_split);
+    let producer = env!("CARGO_PKG_VERSION");
+    let ranked = rank_methods(
+        net,
+        &plan,
+        &calibration,
+        &args.calibration.methods(args.percentile),
+        args.weight_scales,
+        (&select_x, &select_y),
+        producer,
+    )
+    .context("writing the int8 model")?;
+    for c in &ranked {
+        println!(
+            "int8 {:<18} {} accuracy {:.4}",
+            c.method.to_string(),
+            select_split.usage_name(),
+            c.accuracy
+        );
+    }
+    let best = ranked
+        .into_iter()
+        .next()
+        .context("no calibration method was tried")?;
+
+    // The accuracy cost on the held-out split, fp32 in libtorch against int8 in tract.
+    let (check_x, check_y) = split_inputs(model, set, check_split);
+    let fp32_pred = predict::predict(
+        net,
+        &model.meta.preprocess,
+        &SplitTensors::new(set, check_split, Device::Cpu),
+        args.batch_size.max(1),
+        false,
+    );
+    let int8_pred = top_classes(&tract_outputs(&best.onnx, &check_x, "int8 PrivateTest")?);
+    let fp32_acc = agreement(&fp32_pred.labels, &check_y);
+    let int8_acc = agreement(&int8_pred, &check_y);
+    let same = agreement(&int8_pred, &fp32_pred.labels);
+    println!(
+        "int8 ({}, {} ranges): PrivateTest accuracy {int8_acc:.4} vs fp32 {fp32_acc:.4} \
+         ({:+.2} points); same class as fp32 on {:.2}% of {} images",
+        args.weight_scales.scheme(),
+        best.method,
+        (int8_acc - fp32_acc) * 100.0,
+        same * 100.0,
+        check_y.len()
+    );
+    let drop = (fp32_acc - int8_acc) * 100.0;
+    if drop > args.int8_margin {
+        if args.force {
+            tracing::warn!(
+                "int8 loses {drop:.2} points (margin {:.2}): written anyway because of --force",
+                args.int8_margin
+            );
+        } else {
+            bail!(
+                "the int8 model loses {drop:.2} accuracy points on PrivateTest ({int8_acc:.4} vs \
+                 fp32 {fp32_acc:.4}), more than --int8-margin {:.2}: try --weight-scales \
+                 per-channel, quantization-aware training, more --calib images, or --force",
+                args.int8_margin
+            );
+        }
+    }
+
+    let outputs = selftest::edge_outputs(&best.onnx, &model.meta.preprocess, samples)
+        .context("running the int8 self-tests")?;
+    let self_test = selftest::cases(
+        samples,
+        &outputs,
+        INT8_SELF_TEST_TOLERANCE,
+        usize::from(args.self_tests),
+    )
+    .context("picking int8 self-test cases")?;
+    let worst = selftest::replay(&best.onnx, &model.meta.preprocess, &self_test)
+        .context("replaying the int8 self-tests")?;
+    tracing::info!("int8 self-tests replay (max error {worst:.2e})");
+    let stem = split_stem(path);
+    Ok(Int8Export {
+        onnx: best.onnx,
+        quantization: Quantization::Int8 {
+            scheme: args.weight_scales.scheme().to_string(),
+            calibration: emotion_shared::manifest::Calibration {
+                method: best.method.to_string(),
+                samples: calibration.samples as u32,
+                split: format!("{stem}-{calib_from}"),
+            },
+            accuracy: emotion_shared::manifest::QuantizationAccuracy {
+                split: format!("{stem}-{}", check_split.cli_name()),
+                fp32: fp32_acc,
+                int8: int8_acc,
+            },
+        },
+        self_test,
+    })
+}
+
+/// Lower-case file stem of a data path, for split names such as `fer2013-private-test`.
+fn split_stem(path: &Path) -> String {
+    path.file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("data")
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Accuracy and macro-F1 on PublicTest and PrivateTest of `set`: of the libtorch model, or of
+/// `int8` in tract when given.
+fn evaluate(
+    model: &LoadedModel,
+    path: &Path,
+    set: &FaceSet,
+    batch: usize,
+    int8: Option<&[u8]>,
+) -> Result<Vec<Metric>> {
+    let stem = split_stem(path);
     let mut out = Vec::new();
     for split in [Split::PublicTest, Split::PrivateTest] {
         let tensors = SplitTensors::new(set, split, Device::Cpu);
@@ -366,17 +661,27 @@ fn evaluate(model: &LoadedModel, path: &Path, set: &FaceSet, batch: usize) -> Ve
             tracing::warn!("{} has no {} images", path.display(), split.usage_name());
             continue;
         }
-        let pred = predict::predict(
-            &model.net,
-            &model.meta.preprocess,
-            &tensors,
-            batch.max(1),
-            false,
-        );
-        let m = metrics_of(&tensors, &pred);
+        let predicted = match int8 {
+            Some(onnx) => {
+                let (x, _) = split_inputs(model, set, split);
+                top_classes(&tract_outputs(onnx, &x, split.usage_name())?)
+            }
+            None => {
+                predict::predict(
+                    &model.net,
+                    &model.meta.preprocess,
+                    &tensors,
+                    batch.max(1),
+                    false,
+                )
+                .labels
+            }
+        };
+        let m = Confusion::from_pairs(&tensors.host_labels, &predicted).metrics();
         println!(
-            "{}: accuracy {:.4}, macro-F1 {:.4} ({} images)",
+            "{}{}: accuracy {:.4}, macro-F1 {:.4} ({} images)",
             split.usage_name(),
+            if int8.is_some() { " (int8, tract)" } else { "" },
             m.accuracy,
             m.macro_f1,
             tensors.len()
@@ -400,7 +705,7 @@ fn evaluate(model: &LoadedModel, path: &Path, set: &FaceSet, batch: usize) -> Ve
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// The training data's content hash from `train.json`; a `--data` set with another hash is

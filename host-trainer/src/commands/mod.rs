@@ -1,8 +1,12 @@
 //! One module per `emotion-train` subcommand: argument parsing and reporting around the
 //! library's work.
 
+pub mod bench;
+pub mod distill;
 pub mod eval;
 pub mod export;
+pub mod import;
 pub mod keygen;
+pub mod push;
 pub mod synth;
 pub mod train;

@@ -104,6 +104,15 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Quantization-aware training in the last N epochs: int8 arithmetic simulated (per-tensor
+    /// weights after batch-norm folding, u8 activations), for models that lose accuracy in
+    /// `export --int8`.
+    #[arg(long, default_value_t = 0)]
+    pub qat_epochs: usize,
+    /// Start from a trained run of the same architecture (all weights, head included), e.g.
+    /// for a short quantization-aware fine-tune: `--init-from RUN --qat-epochs 2 --epochs 2`.
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
 }
 
 /// Builds the model description from the options.
@@ -125,7 +134,9 @@ fn model_meta(args: &TrainArgs) -> Result<ModelMeta> {
         None => arch.default_head(),
     };
     let (w, h) = (input.w as u32, input.h as u32);
-    let preprocess = if input.c == 3 {
+    let preprocess = if arch == Arch::DlibResnet29 {
+        PreprocessSpec::dlib_resnet_at(w, h)
+    } else if input.c == 3 {
         PreprocessSpec::vggface2_resnet50_at(w, h)
     } else {
         PreprocessSpec::compact_grey(w, h)
@@ -142,7 +153,18 @@ fn model_meta(args: &TrainArgs) -> Result<ModelMeta> {
 
 /// Runs `emotion-train train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    let set = load_data(&args)?;
     let dev = device::resolve(args.device).map_err(anyhow::Error::msg)?;
+    let mut model = build_model(&args, dev)?;
+    let cfg = config(&args);
+    let summary = train::train(&mut model, &set, &cfg, &args.out, args.resume)
+        .with_context(|| format!("training into {}", args.out.display()))?;
+    report(&args, &model.meta.arch, &summary);
+    Ok(())
+}
+
+/// The data set of `--data` (with FER+ labels when given), its summary printed.
+pub fn load_data(args: &TrainArgs) -> Result<data::FaceSet> {
     let mut set = data::load(&args.data, args.on_bad_row)
         .with_context(|| format!("loading {}", args.data.display()))?;
     if let Some(fp) = &args.ferplus {
@@ -156,8 +178,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if set.skipped.len() > 10 {
         tracing::warn!("... and {} more skipped rows", set.skipped.len() - 10);
     }
+    Ok(set)
+}
 
-    let mut meta = model_meta(&args)?;
+/// The model of the options on `dev`, with `--weights` loaded.
+pub fn build_model(
+    args: &TrainArgs,
+    dev: tch::Device,
+) -> Result<emotion_trainer::model::checkpoint::LoadedModel> {
+    let mut meta = model_meta(args)?;
     if args.weights.is_none() && args.arch.is_backbone() {
         tracing::warn!(
             "{} without --weights starts from random weights: it knows no faces. Import \
@@ -186,7 +215,38 @@ pub fn run(args: TrainArgs) -> Result<()> {
         meta.backbone_weights = Some((w.display().to_string(), sha));
         model.meta = meta.clone();
     }
-    let cfg = TrainConfig {
+    if let Some(init) = &args.init_from {
+        let from = emotion_trainer::model::checkpoint::load(init, dev)
+            .with_context(|| format!("loading --init-from {}", init.display()))?;
+        if from.meta.arch != meta.arch
+            || from.meta.input != meta.input
+            || from.meta.head != meta.head
+        {
+            bail!(
+                "--init-from {} is a {} at {:?} with head {:?}; this run is a {} at {:?} with \
+                 head {:?}",
+                init.display(),
+                from.meta.arch,
+                from.meta.input,
+                from.meta.head,
+                meta.arch,
+                meta.input,
+                meta.head
+            );
+        }
+        model
+            .vs
+            .copy(&from.vs)
+            .with_context(|| format!("copying the weights of {}", init.display()))?;
+        model.meta.backbone_weights = from.meta.backbone_weights.clone();
+        tracing::info!("starting from the weights of {}", init.display());
+    }
+    Ok(model)
+}
+
+/// The training configuration of the options.
+pub fn config(args: &TrainArgs) -> TrainConfig {
+    TrainConfig {
         mode: args.mode,
         unfreeze_from: args.unfreeze_from.clone(),
         balance: args.balance,
@@ -204,13 +264,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         patience: args.patience,
         augment: !args.no_augment,
         amp: !args.no_amp,
-    };
-    let summary = train::train(&mut model, &set, &cfg, &args.out, args.resume)
-        .with_context(|| format!("training into {}", args.out.display()))?;
+        qat_epochs: args.qat_epochs,
+        distill: None,
+    }
+}
+
+/// Prints the end-of-training summary.
+pub fn report(args: &TrainArgs, arch: &str, summary: &train::TrainSummary) {
     let m = &summary.best_val;
     println!(
         "\n{} trained: best epoch {} of {}{}; {} of {} parameters trainable",
-        meta.arch,
+        arch,
         summary.best_epoch,
         summary.epochs_run,
         if summary.stopped_early {
@@ -233,7 +297,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.out.display(),
         args.data.display()
     );
-    Ok(())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

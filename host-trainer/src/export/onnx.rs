@@ -47,7 +47,7 @@ pub fn to_onnx(net: &Network, producer_version: &str) -> Result<Vec<u8>, ExportE
 }
 
 /// Rank of a graph value in the ONNX model: 4 (`[1, C, H, W]`) or 2 (`[1, C]`).
-fn rank_of(graph: &Graph, ranks: &[usize], i: usize) -> usize {
+pub(crate) fn rank_of(graph: &Graph, ranks: &[usize], i: usize) -> usize {
     match graph.nodes[i].op {
         Op::GlobalAvgPool | Op::Linear { .. } => 2,
         Op::Input => 4,
@@ -59,7 +59,7 @@ fn rank_of(graph: &Graph, ranks: &[usize], i: usize) -> usize {
 }
 
 /// For each node, the nodes that read it.
-fn consumers(graph: &Graph) -> Vec<Vec<usize>> {
+pub(crate) fn consumers(graph: &Graph) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new(); graph.nodes.len()];
     for (i, n) in graph.nodes.iter().enumerate() {
         for &j in &n.inputs {
@@ -69,14 +69,16 @@ fn consumers(graph: &Graph) -> Vec<Vec<usize>> {
     out
 }
 
-struct Builder {
-    nodes: Vec<pb::NodeProto>,
-    initializers: Vec<pb::TensorProto>,
-    relu6_bounds: bool,
+/// The ONNX graph under construction: nodes in order and initializers.
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub(crate) nodes: Vec<pb::NodeProto>,
+    pub(crate) initializers: Vec<pb::TensorProto>,
+    pub(crate) relu6_bounds: bool,
 }
 
 impl Builder {
-    fn node(
+    pub(crate) fn node(
         &mut self,
         op: &str,
         name: &str,
@@ -94,7 +96,7 @@ impl Builder {
         });
     }
 
-    fn constant(&mut self, name: &str, dims: &[i64], values: Vec<f32>) {
+    pub(crate) fn constant(&mut self, name: &str, dims: &[i64], values: Vec<f32>) {
         self.initializers.push(pb::TensorProto {
             name: name.to_string(),
             dims: dims.to_vec(),
@@ -103,9 +105,26 @@ impl Builder {
             ..Default::default()
         });
     }
+
+    /// An integer initializer stored as little-endian `raw_data`.
+    pub(crate) fn constant_raw(
+        &mut self,
+        name: &str,
+        dims: &[i64],
+        data_type: pb::tensor_proto::DataType,
+        raw: Vec<u8>,
+    ) {
+        self.initializers.push(pb::TensorProto {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            data_type: data_type as i32,
+            raw_data: raw,
+            ..Default::default()
+        });
+    }
 }
 
-fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
+pub(crate) fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Ints as i32,
@@ -114,7 +133,7 @@ fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
     }
 }
 
-fn int(name: &str, value: i64) -> pb::AttributeProto {
+pub(crate) fn int(name: &str, value: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Int as i32,
@@ -123,7 +142,7 @@ fn int(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
-fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
+pub(crate) fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
     pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {
@@ -146,7 +165,7 @@ fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
 }
 
 /// A parameter tensor of node `i` as `f64` on the CPU.
-fn param(net: &Network, i: usize, k: usize, what: &str) -> Result<Tensor, ExportError> {
+pub(crate) fn param(net: &Network, i: usize, k: usize, what: &str) -> Result<Tensor, ExportError> {
     net.params
         .get(i)
         .and_then(|p| p.get(k))
@@ -157,7 +176,7 @@ fn param(net: &Network, i: usize, k: usize, what: &str) -> Result<Tensor, Export
         })
 }
 
-fn values(t: &Tensor, node: &str) -> Result<Vec<f32>, ExportError> {
+pub(crate) fn values(t: &Tensor, node: &str) -> Result<Vec<f32>, ExportError> {
     Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().flatten(0, -1)).map_err(|e| {
         ExportError::Params {
             node: node.to_string(),
@@ -167,7 +186,11 @@ fn values(t: &Tensor, node: &str) -> Result<Vec<f32>, ExportError> {
 }
 
 /// Evaluation-mode batch norm of node `i` as per-channel `(scale, shift)`.
-fn bn_scale_shift(net: &Network, i: usize, eps: f64) -> Result<(Tensor, Tensor), ExportError> {
+pub(crate) fn bn_scale_shift(
+    net: &Network,
+    i: usize,
+    eps: f64,
+) -> Result<(Tensor, Tensor), ExportError> {
     let gamma = param(net, i, 0, "weight")?;
     let beta = param(net, i, 1, "bias")?;
     let mean = param(net, i, 2, "running_mean")?;
@@ -177,17 +200,11 @@ fn bn_scale_shift(net: &Network, i: usize, eps: f64) -> Result<(Tensor, Tensor),
     Ok((scale, shift))
 }
 
-fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, ExportError> {
-    let graph = &net.graph;
-    let n = graph.nodes.len();
+/// The batch norms folded into the convolution that feeds them: for each convolution, the
+/// batch norm it absorbs (when the convolution feeds only that batch norm).
+pub(crate) fn batch_norm_folds(graph: &Graph) -> Vec<Option<usize>> {
     let readers = consumers(graph);
-    let unsupported = |i: usize, reason: &str| ExportError::Unsupported {
-        node: graph.nodes[i].name.clone(),
-        reason: reason.to_string(),
-    };
-
-    // Batch norms folded into the convolution that feeds them: conv index -> bn index.
-    let mut fold_into: Vec<Option<usize>> = vec![None; n];
+    let mut fold_into: Vec<Option<usize>> = vec![None; graph.nodes.len()];
     for (i, node) in graph.nodes.iter().enumerate() {
         if let (Op::BatchNorm { .. }, Some(&j)) = (&node.op, node.inputs.first())
             && matches!(graph.nodes[j].op, Op::Conv { .. })
@@ -198,6 +215,51 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
             fold_into[j] = Some(i);
         }
     }
+    fold_into
+}
+
+/// Convolution weight and bias of node `i` with the batch norm `fold` (if any) folded in, as
+/// `f64` tensors on the CPU.
+pub(crate) fn folded_conv(
+    net: &Network,
+    i: usize,
+    fold: Option<usize>,
+) -> Result<(Tensor, Tensor), ExportError> {
+    let Op::Conv { out, bias, .. } = net.graph.nodes[i].op else {
+        return Err(ExportError::Unsupported {
+            node: net.graph.nodes[i].name.clone(),
+            reason: "not a convolution".into(),
+        });
+    };
+    let w = param(net, i, 0, "weight")?;
+    let b = if bias {
+        param(net, i, 1, "bias")?
+    } else {
+        Tensor::zeros([out], (Kind::Double, Device::Cpu))
+    };
+    match fold {
+        Some(bn) => {
+            let Op::BatchNorm { eps } = net.graph.nodes[bn].op else {
+                return Err(ExportError::Unsupported {
+                    node: net.graph.nodes[bn].name.clone(),
+                    reason: "folding target is not a batch norm".into(),
+                });
+            };
+            let (scale, shift) = bn_scale_shift(net, bn, eps)?;
+            Ok((w * scale.view([-1, 1, 1, 1]), b * &scale + shift))
+        }
+        None => Ok((w, b)),
+    }
+}
+
+fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, ExportError> {
+    let graph = &net.graph;
+    let n = graph.nodes.len();
+    let unsupported = |i: usize, reason: &str| ExportError::Unsupported {
+        node: graph.nodes[i].name.clone(),
+        reason: reason.to_string(),
+    };
+    let fold_into = batch_norm_folds(graph);
     let folded: Vec<bool> = {
         let mut f = vec![false; n];
         for bn in fold_into.iter().flatten() {
@@ -216,11 +278,7 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
             graph.nodes[i].name.clone()
         }
     };
-    let mut b = Builder {
-        nodes: Vec::new(),
-        initializers: Vec::new(),
-        relu6_bounds: false,
-    };
+    let mut b = Builder::default();
 
     for i in 0..=graph.output {
         let node = &graph.nodes[i];
@@ -246,28 +304,14 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                 stride,
                 pad,
                 groups,
-                bias,
+                ..
             } => {
                 if ranks[i] != 4 {
                     return Err(unsupported(i, "convolution of a flattened value"));
                 }
-                let w = param(net, i, 0, "weight")?;
-                let bvec = if *bias {
-                    param(net, i, 1, "bias")?
-                } else {
-                    Tensor::zeros([*out], (Kind::Double, Device::Cpu))
-                };
                 // With a folded batch norm the convolution produces the batch norm's output.
-                let (w, bvec, result) = match fold_into[i] {
-                    Some(bn) => {
-                        let Op::BatchNorm { eps } = graph.nodes[bn].op else {
-                            return Err(unsupported(bn, "folding target is not a batch norm"));
-                        };
-                        let (scale, shift) = bn_scale_shift(net, bn, eps)?;
-                        (w * scale.view([-1, 1, 1, 1]), bvec * &scale + shift, bn)
-                    }
-                    None => (w, bvec, i),
-                };
+                let (w, bvec) = folded_conv(net, i, fold_into[i])?;
+                let result = fold_into[i].unwrap_or(i);
                 let (wn, bn_name) = (format!("{name}.weight"), format!("{name}.bias"));
                 b.constant(&wn, &w.size(), values(&w, name)?);
                 b.constant(&bn_name, &[*out], values(&bvec, name)?);
@@ -378,6 +422,12 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                 );
                 value[i] = v;
             }
+            Op::AddPadded => {
+                let (l, r) = (input(0)?, input(1)?);
+                let v = out_name(i);
+                add_padded(&mut b, graph, i, [&l, &r], &v)?;
+                value[i] = v;
+            }
             Op::Add => {
                 let (l, r) = (input(0)?, input(1)?);
                 let v = out_name(i);
@@ -435,6 +485,16 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
         let src = value[graph.output].clone();
         b.node("Identity", "output.identity", &[&src], OUTPUT_NAME, vec![]);
     }
+    Ok(model_proto(graph, b, classes, producer_version))
+}
+
+/// The model around the built graph: one input `[1, C, H, W]`, one output `[1, classes]`.
+pub(crate) fn model_proto(
+    graph: &Graph,
+    b: Builder,
+    classes: i64,
+    producer_version: &str,
+) -> pb::ModelProto {
     let s = graph.input_shape();
     let onnx_graph = pb::GraphProto {
         name: "emotion".into(),
@@ -444,7 +504,7 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
         output: vec![value_info(OUTPUT_NAME, &[1, classes])],
         ..Default::default()
     };
-    Ok(pb::ModelProto {
+    pb::ModelProto {
         ir_version: IR_VERSION,
         opset_import: vec![pb::OperatorSetIdProto {
             domain: String::new(),
@@ -454,11 +514,67 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
         producer_version: producer_version.into(),
         graph: Some(onnx_graph),
         ..Default::default()
-    })
+    }
+}
+
+/// dlib's padded residual sum: each input smaller than `node`'s output shape is zero-padded at
+/// the end of channels, rows and columns (`Pad`, opset 13 form with the pads as an input),
+/// then the two are added.
+pub(crate) fn add_padded(
+    b: &mut Builder,
+    graph: &Graph,
+    i: usize,
+    inputs: [&str; 2],
+    out: &str,
+) -> Result<(), ExportError> {
+    let node = &graph.nodes[i];
+    let target = node.shape;
+    let mut padded: Vec<String> = Vec::with_capacity(2);
+    for (k, x) in inputs.iter().enumerate() {
+        let Some(&j) = node.inputs.get(k) else {
+            return Err(ExportError::Unsupported {
+                node: node.name.clone(),
+                reason: format!("input {k} is missing"),
+            });
+        };
+        let s = graph.nodes[j].shape;
+        if (s.c, s.h, s.w) == (target.c, target.h, target.w) {
+            padded.push((*x).to_string());
+            continue;
+        }
+        let pads_name = format!("{}.pads{k}", node.name);
+        let pads: Vec<i64> = vec![
+            0,
+            0,
+            0,
+            0,
+            0,
+            target.c - s.c,
+            target.h - s.h,
+            target.w - s.w,
+        ];
+        b.constant_raw(
+            &pads_name,
+            &[8],
+            pb::tensor_proto::DataType::Int64,
+            pads.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        );
+        let v = format!("{}.padded{k}", node.name);
+        b.node(
+            "Pad",
+            &format!("{}.pad{k}", node.name),
+            &[x, &pads_name],
+            &v,
+            vec![],
+        );
+        padded.push(v);
+    }
+    b.node("Add", &node.name, &[&padded[0], &padded[1]], out, vec![]);
+    Ok(())
 }
 
 /// `y = x * scale + shift` per channel, for a `[1, C, H, W]` or `[1, C]` value.
-fn per_channel(
+pub(crate) fn per_channel(
     b: &mut Builder,
     node: &crate::model::graph::Node,
     rank: usize,

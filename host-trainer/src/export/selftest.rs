@@ -160,3 +160,27 @@ pub fn replay(
     }
     Ok(worst)
 }
+
+/// `onnx`'s outputs for each sample the edge's way (shared preprocessing of the raw crop, then
+/// tract): the expected values of an int8 model's self-tests, whose arithmetic libtorch does
+/// not reproduce.
+pub fn edge_outputs(
+    onnx: &[u8],
+    spec: &PreprocessSpec,
+    samples: &[SampleFace],
+) -> Result<Vec<Vec<f32>>, ExportError> {
+    let model = TractModel::load(onnx, spec.input_shape())?;
+    samples
+        .iter()
+        .map(|s| {
+            let crop = s
+                .input
+                .crop()
+                .map_err(|e| ExportError::SelfTest(format!("`{}` input: {e}", s.name)))?;
+            let x = spec
+                .preprocess(crop)
+                .map_err(|e| ExportError::SelfTest(format!("`{}` preprocessing: {e}", s.name)))?;
+            model.run(&x)
+        })
+        .collect()
+}

@@ -63,6 +63,32 @@ pub enum CheckpointError {
 }
 
 impl ModelMeta {
+    /// `arch` at its default input size with its default head, the seven emotions and the
+    /// preprocessing that goes with its input (VGGFace2's for colour, the compact grey one
+    /// otherwise).
+    pub fn for_arch(arch: super::Arch) -> ModelMeta {
+        Self::for_arch_at(arch, arch.default_input())
+    }
+
+    /// [`ModelMeta::for_arch`] at another input size.
+    pub fn for_arch_at(arch: super::Arch, input: super::graph::Shape) -> ModelMeta {
+        let (w, h) = (input.w as u32, input.h as u32);
+        ModelMeta {
+            arch: arch.to_string(),
+            input,
+            head: arch.default_head(),
+            classes: emotion_shared::NUM_CLASSES as i64,
+            preprocess: if arch == super::Arch::DlibResnet29 {
+                emotion_shared::preprocess::PreprocessSpec::dlib_resnet_at(w, h)
+            } else if input.c == 3 {
+                emotion_shared::preprocess::PreprocessSpec::vggface2_resnet50_at(w, h)
+            } else {
+                emotion_shared::preprocess::PreprocessSpec::compact_grey(w, h)
+            },
+            backbone_weights: None,
+        }
+    }
+
     /// The architecture.
     pub fn arch(&self) -> Result<Arch, String> {
         self.arch.parse()

@@ -69,6 +69,10 @@ pub enum Op {
     },
     /// Element-wise sum of two inputs.
     Add,
+    /// Element-wise sum of two inputs of possibly different shapes, dlib's `add_prev`: the
+    /// output has the larger size on each axis and the smaller input counts as zero-padded at
+    /// the end of its channels, rows and columns.
+    AddPadded,
     /// Mean over height and width, then flattened to `[B, C]`.
     GlobalAvgPool,
     /// Fully connected layer on `[B, C]`.
@@ -259,6 +263,14 @@ impl GraphBuilder {
                 w: out_len(s.w, 0, *kernel, *stride),
             },
             Op::GlobalAvgPool => Shape { c: s.c, h: 1, w: 1 },
+            Op::AddPadded => {
+                let t = inputs.get(1).map_or(s, |&i| self.nodes[i].shape);
+                Shape {
+                    c: s.c.max(t.c),
+                    h: s.h.max(t.h),
+                    w: s.w.max(t.w),
+                }
+            }
             Op::Linear { out } => Shape {
                 c: *out,
                 h: 1,
@@ -338,6 +350,30 @@ impl Graph {
         self.blocks.iter().position(|b| b == name)
     }
 }
+
+/// Watches a [`Network`] run node by node: calibration records activation ranges through it,
+/// quantization-aware training replaces convolutions and fake-quantizes activations.
+pub trait NodeHook {
+    /// Whether node `i` passes its first input through unchanged (a batch norm already folded
+    /// into the convolution the hook computed).
+    fn bypass(&mut self, _i: usize) -> bool {
+        false
+    }
+    /// A replacement for what node `i` computes from its first input `x`, or `None` to run the
+    /// node as usual.
+    fn replace(&mut self, _net: &Network, _i: usize, _x: &Tensor) -> Option<Tensor> {
+        None
+    }
+    /// Called with node `i`'s output; returns the value the graph continues with.
+    fn output(&mut self, _i: usize, y: Tensor) -> Tensor {
+        y
+    }
+}
+
+/// The hook that changes nothing.
+struct NoHook;
+
+impl NodeHook for NoHook {}
 
 /// A [`Graph`] with its parameters in a `VarStore`, runnable with libtorch.
 #[derive(Debug)]
@@ -459,11 +495,29 @@ impl Network {
         self.run(features, train, self.graph.output, self.graph.features)
     }
 
+    /// Logits for `x` with `hook` watching (and possibly replacing) what every node computes:
+    /// calibration records activation ranges this way, quantization-aware training simulates
+    /// int8 arithmetic.
+    pub fn forward_hooked(&self, x: &Tensor, train: bool, hook: &mut dyn NodeHook) -> Tensor {
+        self.run_hooked(x, train, self.graph.output, 0, hook)
+    }
+
     /// Runs nodes after `start` (whose output is `x`) up to `stop`.
     fn run(&self, x: &Tensor, train: bool, stop: usize, start: usize) -> Tensor {
+        self.run_hooked(x, train, stop, start, &mut NoHook)
+    }
+
+    fn run_hooked(
+        &self,
+        x: &Tensor,
+        train: bool,
+        stop: usize,
+        start: usize,
+        hook: &mut dyn NodeHook,
+    ) -> Tensor {
         let n = self.graph.nodes.len();
         let mut acts: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
-        acts[start] = Some(x.shallow_clone());
+        acts[start] = Some(hook.output(start, x.shallow_clone()));
         for i in start + 1..=stop {
             let node = &self.graph.nodes[i];
             let input = |k: usize| -> &Tensor {
@@ -472,76 +526,103 @@ impl Network {
                     .unwrap_or_else(|| panic!("node {} reads a freed or skipped input", node.name))
             };
             let p = &self.params[i];
-            let y = match &node.op {
-                Op::Input => continue,
-                Op::Conv {
-                    stride,
-                    pad,
-                    groups,
-                    ..
-                } => {
-                    let x = input(0);
-                    let (x, sym) = if pad[0] == pad[2] && pad[1] == pad[3] {
-                        (x.shallow_clone(), [pad[0], pad[1]])
-                    } else {
-                        (x.constant_pad_nd([pad[1], pad[3], pad[0], pad[2]]), [0, 0])
-                    };
-                    x.conv2d(&p[0], p.get(1), [*stride, *stride], sym, [1, 1], *groups)
-                }
-                Op::BatchNorm { eps } => {
-                    let block = self.graph.block_index(&node.block).unwrap_or(0);
-                    let bn_train = train && !self.frozen_bn.get(block).copied().unwrap_or(false);
-                    input(0).batch_norm(
-                        Some(&p[0]),
-                        Some(&p[1]),
-                        Some(&p[2]),
-                        Some(&p[3]),
-                        bn_train,
-                        0.1,
-                        *eps,
-                        false,
-                    )
-                }
-                Op::Affine => {
-                    let c = node.shape.c;
-                    input(0) * p[0].view([1, c, 1, 1]) + p[1].view([1, c, 1, 1])
-                }
-                Op::Relu => input(0).relu(),
-                Op::Relu6 => input(0).clamp(0.0, 6.0),
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    pad,
-                } => {
-                    let x = input(0);
-                    let (x, sym) = if pad[0] == pad[2] && pad[1] == pad[3] {
-                        (x.shallow_clone(), [pad[0], pad[1]])
-                    } else {
-                        (
-                            x.pad(
-                                [pad[1], pad[3], pad[0], pad[2]],
-                                "constant",
-                                f64::NEG_INFINITY,
-                            ),
-                            [0, 0],
-                        )
-                    };
-                    x.max_pool2d([*kernel, *kernel], [*stride, *stride], sym, [1, 1], false)
-                }
-                Op::AvgPool { kernel, stride } => input(0).avg_pool2d(
-                    [*kernel, *kernel],
-                    [*stride, *stride],
-                    [0, 0],
-                    false,
-                    true,
-                    None,
-                ),
-                Op::Add => input(0) + input(1),
-                Op::GlobalAvgPool => input(0).mean_dim([2i64, 3].as_slice(), false, Kind::Float),
-                Op::Linear { .. } => input(0).linear(&p[0], Some(&p[1])),
-                Op::Dropout { p: prob } => input(0).dropout(*prob, train),
+            if matches!(node.op, Op::Input) {
+                continue;
+            }
+            let replaced = if hook.bypass(i) {
+                Some(input(0).shallow_clone())
+            } else {
+                hook.replace(self, i, input(0))
             };
-            acts[i] = Some(y);
+            let y = if let Some(y) = replaced {
+                y
+            } else {
+                match &node.op {
+                    Op::Input => continue,
+                    Op::Conv {
+                        stride,
+                        pad,
+                        groups,
+                        ..
+                    } => {
+                        let x = input(0);
+                        let (x, sym) = if pad[0] == pad[2] && pad[1] == pad[3] {
+                            (x.shallow_clone(), [pad[0], pad[1]])
+                        } else {
+                            (x.constant_pad_nd([pad[1], pad[3], pad[0], pad[2]]), [0, 0])
+                        };
+                        x.conv2d(&p[0], p.get(1), [*stride, *stride], sym, [1, 1], *groups)
+                    }
+                    Op::BatchNorm { eps } => {
+                        let block = self.graph.block_index(&node.block).unwrap_or(0);
+                        let bn_train =
+                            train && !self.frozen_bn.get(block).copied().unwrap_or(false);
+                        input(0).batch_norm(
+                            Some(&p[0]),
+                            Some(&p[1]),
+                            Some(&p[2]),
+                            Some(&p[3]),
+                            bn_train,
+                            0.1,
+                            *eps,
+                            false,
+                        )
+                    }
+                    Op::Affine => {
+                        let c = node.shape.c;
+                        input(0) * p[0].view([1, c, 1, 1]) + p[1].view([1, c, 1, 1])
+                    }
+                    Op::Relu => input(0).relu(),
+                    Op::Relu6 => input(0).clamp(0.0, 6.0),
+                    Op::MaxPool {
+                        kernel,
+                        stride,
+                        pad,
+                    } => {
+                        let x = input(0);
+                        let (x, sym) = if pad[0] == pad[2] && pad[1] == pad[3] {
+                            (x.shallow_clone(), [pad[0], pad[1]])
+                        } else {
+                            (
+                                x.pad(
+                                    [pad[1], pad[3], pad[0], pad[2]],
+                                    "constant",
+                                    f64::NEG_INFINITY,
+                                ),
+                                [0, 0],
+                            )
+                        };
+                        x.max_pool2d([*kernel, *kernel], [*stride, *stride], sym, [1, 1], false)
+                    }
+                    Op::AvgPool { kernel, stride } => input(0).avg_pool2d(
+                        [*kernel, *kernel],
+                        [*stride, *stride],
+                        [0, 0],
+                        false,
+                        true,
+                        None,
+                    ),
+                    Op::Add => input(0) + input(1),
+                    Op::AddPadded => {
+                        let c = node.shape;
+                        let pad_to = |t: &Tensor| {
+                            let z = t.size();
+                            if z[1] == c.c && z[2] == c.h && z[3] == c.w {
+                                t.shallow_clone()
+                            } else {
+                                t.constant_pad_nd([0, c.w - z[3], 0, c.h - z[2], 0, c.c - z[1]])
+                            }
+                        };
+                        pad_to(input(0)) + pad_to(input(1))
+                    }
+                    Op::GlobalAvgPool => {
+                        input(0).mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+                    }
+                    Op::Linear { .. } => input(0).linear(&p[0], Some(&p[1])),
+                    Op::Dropout { p: prob } => input(0).dropout(*prob, train),
+                }
+            };
+            acts[i] = Some(hook.output(i, y));
             for &j in &node.inputs {
                 if self.last_use[j] == i && j != start {
                     acts[j] = None;

@@ -8,6 +8,7 @@
 //! | `mobilenetv2[-W]`     | 48x48 grey   | width-scalable edge model (W = 0.35 by default) |
 
 pub mod checkpoint;
+pub mod dlib_resnet29;
 pub mod graph;
 pub mod head;
 pub mod mini_xception;
@@ -25,6 +26,8 @@ use head::HeadSpec;
 pub enum Arch {
     /// ResNet50 with keras-vggface's layer names.
     VggFace2Resnet50,
+    /// dlib's CC0 face-recognition ResNet (29 convolutions, 128-d embedding).
+    DlibResnet29,
     /// mini-Xception.
     MiniXception,
     /// MobileNetV2 with a width multiplier.
@@ -36,7 +39,8 @@ pub enum Arch {
 
 impl Arch {
     /// Every architecture name `--arch` accepts (for help texts).
-    pub const NAMES: &'static str = "vggface2-resnet50, mini-xception, mobilenetv2[-WIDTH]";
+    pub const NAMES: &'static str =
+        "vggface2-resnet50, dlib-resnet29, mini-xception, mobilenetv2[-WIDTH]";
 
     /// The input the architecture is meant for.
     pub fn default_input(self) -> Shape {
@@ -46,6 +50,11 @@ impl Arch {
                 h: 224,
                 w: 224,
             },
+            Arch::DlibResnet29 => Shape {
+                c: 3,
+                h: 150,
+                w: 150,
+            },
             Arch::MiniXception | Arch::MobileNetV2 { .. } => Shape { c: 1, h: 48, w: 48 },
         }
     }
@@ -54,19 +63,22 @@ impl Arch {
     pub fn default_head(self) -> HeadSpec {
         match self {
             Arch::VggFace2Resnet50 => HeadSpec::seed(),
-            Arch::MiniXception | Arch::MobileNetV2 { .. } => HeadSpec::linear(),
+            Arch::DlibResnet29 | Arch::MiniXception | Arch::MobileNetV2 { .. } => {
+                HeadSpec::linear()
+            }
         }
     }
 
     /// True for architectures that start from published face-ID weights.
     pub fn is_backbone(self) -> bool {
-        matches!(self, Arch::VggFace2Resnet50)
+        matches!(self, Arch::VggFace2Resnet50 | Arch::DlibResnet29)
     }
 
     /// Builds the graph for `input` with `head` and `classes` outputs.
     pub fn graph(self, input: Shape, head: &HeadSpec, classes: i64) -> Graph {
         match self {
             Arch::VggFace2Resnet50 => vggface2_resnet50::build(input, head, classes),
+            Arch::DlibResnet29 => dlib_resnet29::build(input, head, classes),
             Arch::MiniXception => mini_xception::build(input, head, classes),
             Arch::MobileNetV2 { width } => mobilenet_v2::build(input, width, head, classes),
         }
@@ -95,6 +107,7 @@ impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Arch::VggFace2Resnet50 => f.write_str("vggface2-resnet50"),
+            Arch::DlibResnet29 => f.write_str("dlib-resnet29"),
             Arch::MiniXception => f.write_str("mini-xception"),
             Arch::MobileNetV2 { width } => write!(f, "mobilenetv2-{width}"),
         }
@@ -108,6 +121,7 @@ impl FromStr for Arch {
         let t = s.trim().to_ascii_lowercase();
         match t.as_str() {
             "vggface2-resnet50" | "resnet50" | "vggface2" => Ok(Arch::VggFace2Resnet50),
+            "dlib-resnet29" | "dlib" => Ok(Arch::DlibResnet29),
             "mini-xception" | "minixception" => Ok(Arch::MiniXception),
             "mobilenetv2" | "mobilenet-v2" => Ok(Arch::MobileNetV2 { width: 0.35 }),
             _ => t

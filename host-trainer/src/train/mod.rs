@@ -73,6 +73,23 @@ pub struct TrainConfig {
     pub augment: bool,
     /// Mixed precision on CUDA.
     pub amp: bool,
+    /// Quantization-aware training during the last this many epochs (0 = off).
+    #[serde(default)]
+    pub qat_epochs: usize,
+    /// Knowledge distillation from a teacher (`emotion-train distill`).
+    #[serde(default)]
+    pub distill: Option<DistillConfig>,
+}
+
+/// Soft-target distillation: `alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistillConfig {
+    /// Softmax temperature of both teacher and student in the KD term.
+    pub temperature: f64,
+    /// Weight of the KD term (the hard-label loss gets `1 - alpha`).
+    pub alpha: f64,
+    /// The teacher checkpoint, for the record.
+    pub teacher: String,
 }
 
 impl Default for TrainConfig {
@@ -95,6 +112,8 @@ impl Default for TrainConfig {
             patience: 0,
             augment: true,
             amp: true,
+            qat_epochs: 0,
+            distill: None,
         }
     }
 }
@@ -152,6 +171,20 @@ pub fn train(
     cfg: &TrainConfig,
     out: &Path,
     resume: bool,
+) -> Result<TrainSummary, TrainError> {
+    train_with(model, data, cfg, out, resume, None)
+}
+
+/// [`train`] with a `teacher` for `cfg.distill`: its logits are computed on the fly on the
+/// same augmented batch when it shares the student's preprocessing, otherwise once for the
+/// un-augmented training images.
+pub fn train_with(
+    model: &mut LoadedModel,
+    data: &FaceSet,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    teacher: Option<&LoadedModel>,
 ) -> Result<TrainSummary, TrainError> {
     let io = |path: &Path, e: &dyn std::fmt::Display| TrainError::Io {
         path: path.to_path_buf(),
@@ -280,6 +313,40 @@ pub fn train(
         None
     };
 
+    if cfg.distill.is_some() != teacher.is_some() {
+        return Err(TrainError::Config(
+            "distillation needs both its settings and a teacher".into(),
+        ));
+    }
+    if cfg.qat_epochs > 0 && cfg.mode == Mode::FeatureExtract {
+        return Err(TrainError::Config(
+            "quantization-aware training needs --mode finetune (the backbone's convolutions \
+             are what it adapts)"
+                .into(),
+        ));
+    }
+    // The teacher's logits: on the fly when it sees the same input as the student, otherwise
+    // cached for the un-augmented training images.
+    let teacher_cached = match teacher {
+        Some(t) if t.meta.preprocess != model.meta.preprocess || cached.is_some() => {
+            let pred = predict::predict(
+                &t.net,
+                &t.meta.preprocess,
+                &SplitTensors::new(data, Split::Training, t.vs.device()),
+                cfg.batch_size.max(64),
+                false,
+            );
+            tracing::info!(
+                "teacher logits cached for {} un-augmented training images",
+                train_set.len()
+            );
+            Some(pred.probs.clamp_min(1e-12).log().to_device(device))
+        }
+        _ => None,
+    };
+    let qat_start = cfg.epochs.saturating_sub(cfg.qat_epochs);
+    let mut fake_quant: Option<crate::quantize::qat::FakeQuant> = None;
+
     let n = train_set.len() as i64;
     let bs = cfg.batch_size.max(1) as i64;
     let steps_per_epoch = ((n + bs - 1) / bs) as usize;
@@ -295,6 +362,14 @@ pub fn train(
     let mut stopped_early = false;
 
     for epoch in start_epoch..cfg.epochs {
+        if cfg.qat_epochs > 0 && epoch >= qat_start && fake_quant.is_none() {
+            fake_quant = Some(start_qat(model, &train_set, cfg)?);
+            tracing::info!(
+                "quantization-aware training from epoch {} on (per-tensor int8 weights, u8 \
+                 activations, batch norm folded and frozen)",
+                epoch + 1
+            );
+        }
         let t0 = Instant::now();
         let order = match &sampler {
             Some(w) => w.multinomial(n, true),
@@ -312,6 +387,7 @@ pub fn train(
             lr = optim::cosine_lr(cfg.lr, global, warmup, total_steps);
             let labels = train_set.labels.index_select(0, &idx);
             let soft = train_set.soft.as_ref().map(|s| s.index_select(0, &idx));
+            let mut batch_input = None;
             let logits = tch::autocast(use_amp, || match &cached {
                 Some((train_f, _)) => model.net.head_t(&train_f.index_select(0, &idx), true),
                 None => {
@@ -321,17 +397,37 @@ pub fn train(
                         &augment,
                         &mut rng,
                     );
-                    model.net.forward_t(&x, true)
+                    let y = match fake_quant.as_mut() {
+                        Some(fq) => model.net.forward_hooked(&x, true, fq),
+                        None => model.net.forward_t(&x, true),
+                    };
+                    batch_input = Some(x);
+                    y
                 }
             })
             .to_kind(Kind::Float);
-            let loss = loss_fn(
+            let hard = loss_fn(
                 &logits,
                 &labels,
                 soft.as_ref(),
                 class_weights.as_ref(),
                 cfg.label_smoothing,
             );
+            let loss = match (&cfg.distill, teacher) {
+                (Some(d), Some(t)) => {
+                    let t_logits = match (&teacher_cached, &batch_input) {
+                        (Some(all), _) => all.index_select(0, &idx),
+                        (None, Some(x)) => tch::no_grad(|| t.net.forward_t(x, false)),
+                        (None, None) => {
+                            return Err(TrainError::Config(
+                                "no teacher logits for this batch".into(),
+                            ));
+                        }
+                    };
+                    distill_loss(&logits, &t_logits.to_kind(Kind::Float), &hard, d)
+                }
+                _ => hard,
+            };
             opt.zero_grad();
             loss.backward();
             if cfg.clip_norm > 0.0 {
@@ -424,6 +520,45 @@ pub fn train(
         total_params,
         best_checkpoint: best,
     })
+}
+
+/// Calibrates activation ranges on up to 512 un-augmented training images and returns the
+/// fake-quantization hook for quantization-aware training.
+fn start_qat(
+    model: &LoadedModel,
+    train_set: &SplitTensors,
+    cfg: &TrainConfig,
+) -> Result<crate::quantize::qat::FakeQuant, TrainError> {
+    use crate::quantize::RangeMethod;
+    use crate::quantize::calibrate::Calibration;
+    use crate::quantize::plan::QuantPlan;
+    let n = train_set.len() as i64;
+    let take = n.min(512);
+    let idx = Tensor::arange(take, (Kind::Int64, train_set.images.device())) * (n / take.max(1));
+    let x = crate::preprocess::model_input(&train_set.gather(&idx), &model.meta.preprocess);
+    let plan = QuantPlan::new(&model.net.graph);
+    let calibration = Calibration::collect(&model.net, &plan, &x, cfg.batch_size.max(64))
+        .map_err(|e| TrainError::Config(format!("calibrating for QAT: {e}")))?;
+    Ok(crate::quantize::qat::FakeQuant::new(
+        &model.net,
+        &calibration.ranges(RangeMethod::Percentile(99.99)),
+    ))
+}
+
+/// The distillation loss: `alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * hard`.
+pub fn distill_loss(
+    student: &Tensor,
+    teacher: &Tensor,
+    hard: &Tensor,
+    d: &DistillConfig,
+) -> Tensor {
+    let t = d.temperature;
+    let p_teacher = (teacher / t).softmax(1, Kind::Float);
+    let log_student = (student / t).log_softmax(1, Kind::Float);
+    let kl = (&p_teacher * (p_teacher.clamp_min(1e-12).log() - log_student))
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .mean(Kind::Float);
+    kl * (d.alpha * t * t) + hard * (1.0 - d.alpha)
 }
 
 /// Cross-entropy with optional class weights, label smoothing, or soft targets.

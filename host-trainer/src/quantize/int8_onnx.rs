@@ -1,0 +1,462 @@
+//! The int8 ONNX model: `QLinearConv` convolutions, `QLinearMatMul` classifier, float
+//! residual adds and pooling between `DequantizeLinear`/`QuantizeLinear` (see the module
+//! documentation of [`super`]). Same input and output as the fp32 export: float
+//! `[1, C, H, W]` in, float logits out.
+
+use prost::Message as _;
+use tch::Tensor;
+use tract_onnx::pb::tensor_proto::DataType;
+
+use super::plan::{ConvStep, FusedActivation, QuantPlan};
+use super::{QParams, QuantError, WeightScales};
+use crate::export::ExportError;
+use crate::export::onnx::{
+    Builder, INPUT_NAME, OUTPUT_NAME, folded_conv, int, ints, model_proto, param, per_channel,
+    rank_of, values,
+};
+use crate::model::graph::{Graph, Network, Op};
+
+/// Writes `net` as an int8 ONNX model with activation `ranges` (per node, from
+/// [`super::calibrate::Calibration::ranges`]) and weight scales `weights`.
+pub fn to_int8_onnx(
+    net: &Network,
+    plan: &QuantPlan,
+    ranges: &[Option<(f32, f32)>],
+    weights: WeightScales,
+    producer_version: &str,
+) -> Result<Vec<u8>, QuantError> {
+    let model = tch::no_grad(|| {
+        let mut w = Writer::new(net, ranges, weights);
+        w.build(plan)?;
+        let classes = net.graph.nodes[net.graph.output].shape.c;
+        Ok::<_, QuantError>(model_proto(&net.graph, w.b, classes, producer_version))
+    })?;
+    Ok(model.encode_to_vec())
+}
+
+/// Symmetric `i8` weights and their scales (one, or one per output channel).
+pub fn quantize_weights(w: &[f32], channels: usize, scales: WeightScales) -> (Vec<i8>, Vec<f32>) {
+    let per = w.len() / channels.max(1);
+    let scale_of = |chunk: &[f32]| {
+        let m = chunk.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        if m > 0.0 { m / 127.0 } else { 1.0 }
+    };
+    let scale: Vec<f32> = match scales {
+        WeightScales::PerTensor => vec![scale_of(w)],
+        WeightScales::PerChannel => w.chunks(per.max(1)).map(scale_of).collect(),
+    };
+    let q = w
+        .iter()
+        .enumerate()
+        .map(|(k, v)| {
+            let s = if scale.len() == 1 {
+                scale[0]
+            } else {
+                scale[k / per]
+            };
+            (v / s).round().clamp(-127.0, 127.0) as i8
+        })
+        .collect();
+    (q, scale)
+}
+
+struct Writer<'a> {
+    net: &'a Network,
+    graph: &'a Graph,
+    ranges: &'a [Option<(f32, f32)>],
+    weights: WeightScales,
+    b: Builder,
+    ranks: Vec<usize>,
+    /// Float ONNX value of each node, when one exists.
+    float: Vec<Option<String>>,
+    /// `u8` ONNX value of each node and its parameters, when one exists.
+    quant: Vec<Option<(String, QParams)>>,
+    /// Scale and zero-point initializers already written, by value name.
+    qparams_written: std::collections::HashMap<String, (String, String)>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(net: &'a Network, ranges: &'a [Option<(f32, f32)>], weights: WeightScales) -> Self {
+        let n = net.graph.nodes.len();
+        Writer {
+            net,
+            graph: &net.graph,
+            ranges,
+            weights,
+            b: Builder::default(),
+            ranks: vec![4; n],
+            float: vec![None; n],
+            quant: vec![None; n],
+            qparams_written: std::collections::HashMap::new(),
+        }
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self.graph.nodes[i].name
+    }
+
+    fn unsupported(&self, i: usize, reason: &str) -> QuantError {
+        ExportError::Unsupported {
+            node: self.name(i).to_string(),
+            reason: reason.to_string(),
+        }
+        .into()
+    }
+
+    /// Scalar scale and zero point constants for `q`, named after `value`.
+    fn qparam_constants(&mut self, value: &str, q: QParams) -> (String, String) {
+        if let Some(names) = self.qparams_written.get(value) {
+            return names.clone();
+        }
+        let (s, z) = (format!("{value}.scale"), format!("{value}.zero_point"));
+        self.qparams_written
+            .insert(value.to_string(), (s.clone(), z.clone()));
+        self.b.constant(&s, &[], vec![q.scale]);
+        self.b
+            .constant_raw(&z, &[], DataType::Uint8, vec![q.zero_point]);
+        (s, z)
+    }
+
+    fn range_params(&self, i: usize) -> Result<QParams, QuantError> {
+        let (lo, hi) = self.ranges[i].ok_or_else(|| QuantError::NoRange(self.name(i).into()))?;
+        Ok(QParams::from_range(lo, hi))
+    }
+
+    /// Node `j`'s value in float, dequantizing it if only the `u8` form exists.
+    fn as_float(&mut self, j: usize) -> Result<String, QuantError> {
+        if let Some(v) = &self.float[j] {
+            return Ok(v.clone());
+        }
+        let Some((q, p)) = self.quant[j].clone() else {
+            return Err(self.unsupported(j, "read before it is computed"));
+        };
+        let v = format!("{q}.dequantized");
+        let (s, z) = self.qparam_constants(&q, p);
+        let node = format!("{}.dequantize", self.name(j));
+        self.b
+            .node("DequantizeLinear", &node, &[&q, &s, &z], &v, vec![]);
+        self.float[j] = Some(v.clone());
+        Ok(v)
+    }
+
+    /// Node `j`'s value in `u8`, quantizing it with its calibrated range if needed.
+    fn as_quant(&mut self, j: usize) -> Result<(String, QParams), QuantError> {
+        if let Some(q) = &self.quant[j] {
+            return Ok(q.clone());
+        }
+        let f = self.as_float(j)?;
+        let p = self.range_params(j)?;
+        let v = format!("{}.quantized", self.name(j));
+        let (s, z) = self.qparam_constants(&v, p);
+        let node = format!("{}.quantize", self.name(j));
+        self.b
+            .node("QuantizeLinear", &node, &[&f, &s, &z], &v, vec![]);
+        self.quant[j] = Some((v.clone(), p));
+        Ok((v, p))
+    }
+
+    fn input_of(&self, i: usize, k: usize) -> Result<usize, QuantError> {
+        self.graph.nodes[i]
+            .inputs
+            .get(k)
+            .copied()
+            .ok_or_else(|| self.unsupported(i, &format!("has no input {k}")))
+    }
+
+    fn build(&mut self, plan: &QuantPlan) -> Result<(), QuantError> {
+        let graph = self.graph;
+        for i in 0..=graph.output {
+            self.ranks[i] = rank_of(graph, &self.ranks, i);
+            if plan.absorbed[i] {
+                continue;
+            }
+            let node = &graph.nodes[i];
+            let name = node.name.clone();
+            match &node.op {
+                Op::Input => {
+                    self.float[i] = Some(INPUT_NAME.to_string());
+                }
+                Op::Conv { .. } => {
+                    let step = plan.steps[i]
+                        .clone()
+                        .ok_or_else(|| self.unsupported(i, "a convolution outside the plan"))?;
+                    self.conv(&step)?;
+                }
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                } => {
+                    let x = self.input_of(i, 0)?;
+                    let attrs = vec![
+                        ints("kernel_shape", &[*kernel, *kernel]),
+                        ints("strides", &[*stride, *stride]),
+                        ints("pads", pad),
+                    ];
+                    // The maximum commutes with the monotonic u8 mapping: pool in u8.
+                    if let Some((q, p)) = self.quant[x].clone() {
+                        let v = format!("{name}.u8");
+                        self.b.node("MaxPool", &name, &[&q], &v, attrs);
+                        self.quant[i] = Some((v, p));
+                    } else {
+                        let f = self.as_float(x)?;
+                        self.b.node("MaxPool", &name, &[&f], &name, attrs);
+                        self.float[i] = Some(name.clone());
+                    }
+                }
+                Op::AvgPool { kernel, stride } => {
+                    let f = self.as_float(self.input_of(i, 0)?)?;
+                    self.b.node(
+                        "AveragePool",
+                        &name,
+                        &[&f],
+                        &name,
+                        vec![
+                            ints("kernel_shape", &[*kernel, *kernel]),
+                            ints("strides", &[*stride, *stride]),
+                        ],
+                    );
+                    self.float[i] = Some(name.clone());
+                }
+                Op::Relu => {
+                    let f = self.as_float(self.input_of(i, 0)?)?;
+                    self.b.node("Relu", &name, &[&f], &name, vec![]);
+                    self.float[i] = Some(name.clone());
+                }
+                Op::Relu6 => {
+                    let f = self.as_float(self.input_of(i, 0)?)?;
+                    if !self.b.relu6_bounds {
+                        self.b.constant("relu6.min", &[], vec![0.0]);
+                        self.b.constant("relu6.max", &[], vec![6.0]);
+                        self.b.relu6_bounds = true;
+                    }
+                    self.b.node(
+                        "Clip",
+                        &name,
+                        &[&f, "relu6.min", "relu6.max"],
+                        &name,
+                        vec![],
+                    );
+                    self.float[i] = Some(name.clone());
+                }
+                Op::BatchNorm { eps } => {
+                    let f = self.as_float(self.input_of(i, 0)?)?;
+                    let (scale, shift) = crate::export::onnx::bn_scale_shift(self.net, i, *eps)?;
+                    per_channel(&mut self.b, node, self.ranks[i], &f, &scale, &shift, &name)?;
+                    self.float[i] = Some(name.clone());
+                }
+                Op::Affine => {
+                    let f = self.as_float(self.input_of(i, 0)?)?;
+                    let scale = param(self.net, i, 0, "weight")?;
+                    let shift = param(self.net, i, 1, "bias")?;
+                    per_channel(&mut self.b, node, self.ranks[i], &f, &scale, &shift, &name)?;
+                    self.float[i] = Some(name.clone());
+                }
+                Op::AddPadded => {
+                    let l = self.as_float(self.input_of(i, 0)?)?;
+                    let r = self.as_float(self.input_of(i, 1)?)?;
+                    crate::export::onnx::add_padded(&mut self.b, self.graph, i, [&l, &r], &name)?;
+                    self.float[i] = Some(name.clone());
+                }
+                Op::Add => {
+                    let l = self.as_float(self.input_of(i, 0)?)?;
+                    let r = self.as_float(self.input_of(i, 1)?)?;
+                    self.b.node("Add", &name, &[&l, &r], &name, vec![]);
+                    self.float[i] = Some(name.clone());
+                }
+                Op::GlobalAvgPool => {
+                    let f = self.as_float(self.input_of(i, 0)?)?;
+                    let pooled = format!("{name}.pooled");
+                    self.b
+                        .node("GlobalAveragePool", &name, &[&f], &pooled, vec![]);
+                    self.b.node(
+                        "Flatten",
+                        &format!("{name}.flatten"),
+                        &[&pooled],
+                        &name,
+                        vec![int("axis", 1)],
+                    );
+                    self.float[i] = Some(name.clone());
+                }
+                Op::Linear { out } => self.linear(i, *out)?,
+                Op::Dropout { .. } => {
+                    let x = self.input_of(i, 0)?;
+                    self.float[i] = self.float[x].clone();
+                    self.quant[i] = self.quant[x].clone();
+                }
+            }
+        }
+        if self.ranks[graph.output] != 2 {
+            return Err(self.unsupported(graph.output, "the output is not a [1, classes] vector"));
+        }
+        let out = self.as_float(graph.output)?;
+        self.b
+            .node("Identity", "output.identity", &[&out], OUTPUT_NAME, vec![]);
+        Ok(())
+    }
+
+    fn conv(&mut self, step: &ConvStep) -> Result<(), QuantError> {
+        let i = step.conv;
+        let Op::Conv {
+            out,
+            kernel,
+            stride,
+            pad,
+            groups,
+            ..
+        } = self.graph.nodes[i].op.clone()
+        else {
+            return Err(self.unsupported(i, "not a convolution"));
+        };
+        if self.ranks[i] != 4 {
+            return Err(self.unsupported(i, "convolution of a flattened value"));
+        }
+        let name = self.name(i).to_string();
+        let (xq, xp) = self.as_quant(self.input_of(i, 0)?)?;
+        let (w, bias) = folded_conv(self.net, i, step.fold)?;
+        let dims = w.size();
+        let (wq, wscale) = quantize_weights(&values(&w, &name)?, out as usize, self.weights);
+        let bias = values(&bias, &name)?;
+
+        let (lo, hi) = self.ranges[step.result]
+            .ok_or_else(|| QuantError::NoRange(self.name(step.result).into()))?;
+        let yp = match step.activation {
+            Some((_, FusedActivation::Relu)) => QParams::from_range(0.0, hi),
+            Some((_, FusedActivation::Relu6)) => QParams::from_range(0.0, hi.min(6.0)),
+            None => QParams::from_range(lo, hi),
+        };
+
+        let wn = format!("{name}.weight_i8");
+        self.b.constant_raw(
+            &wn,
+            &dims,
+            DataType::Int8,
+            wq.iter().map(|&v| v as u8).collect(),
+        );
+        let (ws, wz) = (
+            format!("{name}.weight_scale"),
+            format!("{name}.weight_zero_point"),
+        );
+        let sdims: &[i64] = if wscale.len() == 1 { &[] } else { &[out] };
+        self.b.constant(&ws, sdims, wscale.clone());
+        self.b
+            .constant_raw(&wz, sdims, DataType::Int8, vec![0u8; wscale.len()]);
+        let bn = format!("{name}.bias_i32");
+        let qbias: Vec<u8> = bias
+            .iter()
+            .enumerate()
+            .flat_map(|(o, &b)| {
+                let s = xp.scale
+                    * if wscale.len() == 1 {
+                        wscale[0]
+                    } else {
+                        wscale[o]
+                    };
+                let v = (f64::from(b) / f64::from(s))
+                    .round()
+                    .clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32;
+                v.to_le_bytes()
+            })
+            .collect();
+        self.b.constant_raw(&bn, &[out], DataType::Int32, qbias);
+
+        let result = step.result;
+        let yv = format!("{}.u8", self.name(result));
+        let (xs, xz) = self.qparam_constants(&format!("{name}.x"), xp);
+        let (ys, yz) = self.qparam_constants(&yv, yp);
+        self.b.node(
+            "QLinearConv",
+            &name,
+            &[&xq, &xs, &xz, &wn, &ws, &wz, &ys, &yz, &bn],
+            &yv,
+            vec![
+                ints("kernel_shape", &kernel),
+                ints("strides", &[stride, stride]),
+                ints("pads", &pad),
+                ints("dilations", &[1, 1]),
+                int("group", groups),
+            ],
+        );
+        self.ranks[result] = 4;
+        self.quant[result] = Some((yv, yp));
+        Ok(())
+    }
+
+    fn linear(&mut self, i: usize, out: i64) -> Result<(), QuantError> {
+        let x = self.input_of(i, 0)?;
+        if self.ranks[x] != 2 {
+            return Err(self.unsupported(i, "a linear layer on an unflattened value"));
+        }
+        let name = self.name(i).to_string();
+        let (aq, ap) = self.as_quant(x)?;
+        let w: Tensor = param(self.net, i, 0, "weight")?;
+        let bias = param(self.net, i, 1, "bias")?;
+        // QLinearMatMul computes a @ b: the weight goes in transposed, [in, out].
+        let wt = w.transpose(0, 1).contiguous();
+        let dims = wt.size();
+        let (wq, wscale) = quantize_weights(&values(&wt, &name)?, 1, WeightScales::PerTensor);
+        let yp = self.range_params(i)?;
+
+        let wn = format!("{name}.weight_i8");
+        self.b.constant_raw(
+            &wn,
+            &dims,
+            DataType::Int8,
+            wq.iter().map(|&v| v as u8).collect(),
+        );
+        let (ws, wz) = (
+            format!("{name}.weight_scale"),
+            format!("{name}.weight_zero_point"),
+        );
+        self.b.constant(&ws, &[], wscale);
+        self.b.constant_raw(&wz, &[], DataType::Int8, vec![0]);
+        let (as_, az) = self.qparam_constants(&format!("{name}.x"), ap);
+        let yq = format!("{name}.u8");
+        let (ys, yz) = self.qparam_constants(&yq, yp);
+        self.b.node(
+            "QLinearMatMul",
+            &name,
+            &[&aq, &as_, &az, &wn, &ws, &wz, &ys, &yz],
+            &yq,
+            vec![],
+        );
+        let yf = format!("{name}.matmul");
+        self.b.node(
+            "DequantizeLinear",
+            &format!("{name}.dequantize"),
+            &[&yq, &ys, &yz],
+            &yf,
+            vec![],
+        );
+        let bn = format!("{name}.bias");
+        self.b.constant(&bn, &[out], values(&bias, &name)?);
+        self.b.node(
+            "Add",
+            &format!("{name}.add_bias"),
+            &[&yf, &bn],
+            &name,
+            vec![],
+        );
+        self.ranks[i] = 2;
+        self.float[i] = Some(name);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_quantize_symmetrically_per_tensor_and_per_channel() {
+        let w = [0.6f32, -1.0, 0.25, 0.024, -0.04, 0.01];
+        let (q, s) = quantize_weights(&w, 2, WeightScales::PerTensor);
+        assert_eq!(s, vec![1.0 / 127.0]);
+        assert_eq!(q[..3], [76, -127, 32]);
+        let (q, s) = quantize_weights(&w, 2, WeightScales::PerChannel);
+        assert_eq!(s.len(), 2);
+        assert_eq!(q[3..], [76, -127, 32]);
+        let (_, s) = quantize_weights(&[0.0; 4], 1, WeightScales::PerTensor);
+        assert_eq!(s, vec![1.0]);
+    }
+}
