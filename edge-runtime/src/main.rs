@@ -106,6 +106,10 @@ enum Command {
         /// Detect every N frames.
         #[arg(long, default_value_t = 1)]
         detect_every: u32,
+        /// Also write the measured frames (JPEG) into this folder, for the Python baseline
+        /// (`bench/fer_pipeline.py --frames DIR`) to measure the same frames.
+        #[arg(long)]
+        save_frames: Option<PathBuf>,
     },
     /// Decode the serial protocol from the other end of the line (the reference client):
     /// one JSON object per line on stdout, errors on stderr.
@@ -182,6 +186,9 @@ struct RunArgs {
     /// Synthetic camera: frames per second (0: as fast as possible).
     #[arg(long)]
     synthetic_fps: Option<f32>,
+    /// Synthetic camera: one face filling each frame (for `--detector full-frame`).
+    #[arg(long)]
+    synthetic_fill: bool,
 }
 
 fn main() -> Result<()> {
@@ -212,6 +219,7 @@ fn main() -> Result<()> {
             height,
             detector,
             detect_every,
+            save_frames,
         } => bench(
             &bundle,
             &trust,
@@ -219,6 +227,7 @@ fn main() -> Result<()> {
             (width, height),
             detector,
             detect_every,
+            save_frames.as_deref(),
         ),
         Command::Listen {
             port,
@@ -386,6 +395,9 @@ fn run(args: RunArgs) -> Result<()> {
     }
     if let Some(f) = args.synthetic_fps {
         config.source.synthetic.fps = f;
+    }
+    if args.synthetic_fill {
+        config.source.synthetic.fill = true;
     }
     config.validate()?;
 
@@ -620,6 +632,7 @@ fn bench(
     (width, height): (u32, u32),
     detector: DetectorKind,
     every: u32,
+    save_frames: Option<&Path>,
 ) -> Result<()> {
     let model = load_model(bundle, trust)?;
     // Pre-render the frames as JPEG, so decoding is measured like a webcam's MJPEG.
@@ -634,6 +647,14 @@ fn bench(
     let mut jpegs = Vec::new();
     while let Some(f) = cam.next_frame()? {
         jpegs.push(decode::encode_jpeg(&f.image, 85));
+    }
+    if let Some(dir) = save_frames {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the frame folder {}", dir.display()))?;
+        for (i, jpeg) in jpegs.iter().enumerate() {
+            let path = dir.join(format!("frame-{i:03}.jpg"));
+            std::fs::write(&path, jpeg).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     let det = detect::build(&DetectConfig {
         detector,

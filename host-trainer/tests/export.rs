@@ -7,7 +7,10 @@
 //! The Python checks use the venv that `scripts/bootstrap` makes (`EMOTION_PYTHON`, or
 //! `.venv/bin/python` at the workspace root); without it these tests fail and say so.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::python;
+
+use std::path::Path;
 use std::process::Command;
 
 use emotion_shared::bundle::{Bundle, BundleError, TrustPolicy, read_public_key};
@@ -55,20 +58,6 @@ for i, case in enumerate(spec["cases"]):
         sys.exit(1)
 print(f"onnx.checker (full) ok; onnxruntime {ort.__version__} agrees on {len(spec['cases'])} inputs, max diff {worst:.3e}")
 "#;
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("EMOTION_PYTHON").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "the Python reference tools are missing ({} does not exist): run scripts/bootstrap, \
-         which makes the .venv with onnx and onnxruntime",
-        path.display()
-    );
-    path
-}
 
 /// Runs the ONNX checker and onnxruntime on `onnx` with `inputs` (`[N, C, H, W]`) against
 /// libtorch's `expected` logits.

@@ -5,25 +5,15 @@
 //! (`reference_forward.py`, checked itself against onnxruntime and tf.keras) within 1e-4
 //! relative; broken files give clear errors.
 
+mod common;
+use common::python;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use emotion_trainer::model::Arch;
 use emotion_trainer::model::checkpoint::ModelMeta;
 use tch::{Device, Kind, Tensor};
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("EMOTION_PYTHON").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/bootstrap (numpy, h5py)",
-        path.display()
-    );
-    path
-}
 
 fn testdata() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/keras_vggface")

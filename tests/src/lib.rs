@@ -78,3 +78,36 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Waits until `path` exists (socat creates its links once both ends are open); panics after
+/// ten seconds.
+pub fn wait_for_path(path: &Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A pseudo-terminal pair from socat (Debian package `socat`), linked as `dir/ttyA` and
+/// `dir/ttyB`: a serial line without hardware. socat is killed when the guard drops.
+pub fn pty_pair(dir: &Path) -> (KillOnDrop, PathBuf, PathBuf) {
+    let (a, b) = (dir.join("ttyA"), dir.join("ttyB"));
+    let socat = KillOnDrop(
+        Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat (Debian package socat; scripts/bootstrap installs it)"),
+    );
+    wait_for_path(&a);
+    wait_for_path(&b);
+    (socat, a, b)
+}

@@ -4,10 +4,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use emotion_edge::testkit::{TinyNet, write_tiny_bundle};
-use emotion_tests::{KillOnDrop, bin_path, python, repo_root};
+use emotion_tests::{KillOnDrop, bin_path, pty_pair, python, repo_root};
 
 fn client() -> std::path::PathBuf {
     repo_root().join("deploy/clients/emotion_serial.py")
@@ -37,36 +36,10 @@ fn python_client_passes_every_shared_test_vector() {
     assert!(passed >= 50, "only {passed} vectors checked");
 }
 
-/// Waits until `path` exists (socat creates the links once both ends are open).
-fn wait_for(path: &std::path::Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn python_client_reads_a_running_edge_over_a_pty_pair() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (dir.path().join("ttyA"), dir.path().join("ttyB"));
-    let _socat = KillOnDrop(
-        Command::new("socat")
-            .arg("-d")
-            .arg(format!("pty,raw,echo=0,link={}", a.display()))
-            .arg(format!("pty,raw,echo=0,link={}", b.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("socat (Debian package socat; scripts/bootstrap installs it)"),
-    );
-    wait_for(&a);
-    wait_for(&b);
+    let (_socat, a, b) = pty_pair(dir.path());
 
     let bundle = dir.path().join("bundle");
     write_tiny_bundle(&bundle, &TinyNet::grey48(3), None).expect("bundle");

@@ -27,6 +27,8 @@ pub struct SyntheticConfig {
     pub frames: u64,
     /// Frames per second to pace at (0: as fast as possible).
     pub fps: f32,
+    /// One face filling the whole frame (a pre-cropped camera: for `full-frame` detection).
+    pub fill: bool,
 }
 
 impl Default for SyntheticConfig {
@@ -39,6 +41,7 @@ impl Default for SyntheticConfig {
             seed: 7,
             frames: 0,
             fps: 0.0,
+            fill: false,
         }
     }
 }
@@ -71,8 +74,16 @@ impl SyntheticCamera {
 
     /// The scene layout of frame `frame`.
     pub fn layout(&self, frame: u64) -> Vec<SceneFace> {
-        let n = self.config.faces.clamp(1, 4);
         let (w, h) = (self.config.width, self.config.height);
+        if self.config.fill {
+            return vec![SceneFace {
+                emotion: self.emotion_at(0, frame),
+                x: 0,
+                y: 0,
+                size: w.min(h).max(16),
+            }];
+        }
+        let n = self.config.faces.clamp(1, 4);
         let size = (w / (n + 1)).min(h * 2 / 3).max(16);
         let gap = (w.saturating_sub(size * n)) / (n + 1);
         (0..n)
