@@ -117,6 +117,34 @@ impl<'a> Writer<'a> {
         (s, z)
     }
 
+    /// The `i8` weight, its scale (scalar, or one per output channel) and zero point as
+    /// initializers of layer `name`; returns their names.
+    fn weight_constants(
+        &mut self,
+        name: &str,
+        dims: &[i64],
+        wq: &[i8],
+        wscale: &[f32],
+    ) -> (String, String, String) {
+        let (wn, ws, wz) = (
+            format!("{name}.weight_i8"),
+            format!("{name}.weight_scale"),
+            format!("{name}.weight_zero_point"),
+        );
+        self.b.constant_raw(
+            &wn,
+            dims,
+            DataType::Int8,
+            wq.iter().map(|&v| v as u8).collect(),
+        );
+        let per_channel = [wscale.len() as i64];
+        let sdims: &[i64] = if wscale.len() == 1 { &[] } else { &per_channel };
+        self.b.constant(&ws, sdims, wscale.to_vec());
+        self.b
+            .constant_raw(&wz, sdims, DataType::Int8, vec![0u8; wscale.len()]);
+        (wn, ws, wz)
+    }
+
     fn range_params(&self, i: usize) -> Result<QParams, QuantError> {
         let (lo, hi) = self.ranges[i].ok_or_else(|| QuantError::NoRange(self.name(i).into()))?;
         Ok(QParams::from_range(lo, hi))
@@ -326,21 +354,7 @@ impl<'a> Writer<'a> {
             None => QParams::from_range(lo, hi),
         };
 
-        let wn = format!("{name}.weight_i8");
-        self.b.constant_raw(
-            &wn,
-            &dims,
-            DataType::Int8,
-            wq.iter().map(|&v| v as u8).collect(),
-        );
-        let (ws, wz) = (
-            format!("{name}.weight_scale"),
-            format!("{name}.weight_zero_point"),
-        );
-        let sdims: &[i64] = if wscale.len() == 1 { &[] } else { &[out] };
-        self.b.constant(&ws, sdims, wscale.clone());
-        self.b
-            .constant_raw(&wz, sdims, DataType::Int8, vec![0u8; wscale.len()]);
+        let (wn, ws, wz) = self.weight_constants(&name, &dims, &wq, &wscale);
         let bn = format!("{name}.bias_i32");
         let qbias: Vec<u8> = bias
             .iter()
@@ -397,19 +411,7 @@ impl<'a> Writer<'a> {
         let (wq, wscale) = quantize_weights(&values(&wt, &name)?, 1, WeightScales::PerTensor);
         let yp = self.range_params(i)?;
 
-        let wn = format!("{name}.weight_i8");
-        self.b.constant_raw(
-            &wn,
-            &dims,
-            DataType::Int8,
-            wq.iter().map(|&v| v as u8).collect(),
-        );
-        let (ws, wz) = (
-            format!("{name}.weight_scale"),
-            format!("{name}.weight_zero_point"),
-        );
-        self.b.constant(&ws, &[], wscale);
-        self.b.constant_raw(&wz, &[], DataType::Int8, vec![0]);
+        let (wn, ws, wz) = self.weight_constants(&name, &dims, &wq, &wscale);
         let (as_, az) = self.qparam_constants(&format!("{name}.x"), ap);
         let yq = format!("{name}.u8");
         let (ys, yz) = self.qparam_constants(&yq, yp);
