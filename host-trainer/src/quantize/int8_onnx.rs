@@ -340,9 +340,6 @@ impl<'a> Writer<'a> {
             return Err(self.unsupported(i, "convolution of a flattened value"));
         }
         let name = self.name(i).to_string();
-        if groups > 1 {
-            return self.float_conv(step);
-        }
         let (xq, xp) = self.as_quant(self.input_of(i, 0)?)?;
         let (w, bias) = folded_conv(self.net, i, step.fold)?;
         let dims = w.size();
@@ -396,72 +393,6 @@ impl<'a> Writer<'a> {
         );
         self.ranks[result] = 4;
         self.quant[result] = Some((yv, yp));
-        Ok(())
-    }
-
-    /// A grouped (depthwise) convolution stays in float: tract 0.23 has no fast int8 kernel
-    /// for it, and a depthwise layer holds few weights. Batch norm is still folded and the
-    /// absorbed activation applied.
-    fn float_conv(&mut self, step: &ConvStep) -> Result<(), QuantError> {
-        let i = step.conv;
-        let Op::Conv {
-            kernel,
-            stride,
-            pad,
-            groups,
-            out,
-            ..
-        } = self.graph.nodes[i].op.clone()
-        else {
-            return Err(self.unsupported(i, "not a convolution"));
-        };
-        let name = self.name(i).to_string();
-        let x = self.as_float(self.input_of(i, 0)?)?;
-        let (w, bias) = folded_conv(self.net, i, step.fold)?;
-        let (wn, bn) = (format!("{name}.weight"), format!("{name}.bias"));
-        self.b.constant(&wn, &w.size(), values(&w, &name)?);
-        self.b.constant(&bn, &[out], values(&bias, &name)?);
-        let conv_out = format!("{name}.float");
-        self.b.node(
-            "Conv",
-            &name,
-            &[&x, &wn, &bn],
-            &conv_out,
-            vec![
-                ints("kernel_shape", &kernel),
-                ints("strides", &[stride, stride]),
-                ints("pads", &pad),
-                ints("dilations", &[1, 1]),
-                int("group", groups),
-            ],
-        );
-        let result = step.result;
-        let value = match step.activation {
-            Some((a, FusedActivation::Relu)) => {
-                let v = self.name(a).to_string();
-                self.b.node("Relu", &v, &[&conv_out], &v, vec![]);
-                v
-            }
-            Some((a, FusedActivation::Relu6)) => {
-                if !self.b.relu6_bounds {
-                    self.b.constant("relu6.min", &[], vec![0.0]);
-                    self.b.constant("relu6.max", &[], vec![6.0]);
-                    self.b.relu6_bounds = true;
-                }
-                let v = self.name(a).to_string();
-                self.b.node(
-                    "Clip",
-                    &v,
-                    &[&conv_out, "relu6.min", "relu6.max"],
-                    &v,
-                    vec![],
-                );
-                v
-            }
-            None => conv_out,
-        };
-        self.ranks[result] = 4;
-        self.float[result] = Some(value);
         Ok(())
     }
 
