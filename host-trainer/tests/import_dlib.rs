@@ -5,8 +5,9 @@
 //! real photos from registry packages, `testdata/dlib/`) within 1e-3, and the same person is
 //! closer than 0.6 while different people are farther.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use emotion_trainer::model::Arch;
 use emotion_trainer::model::checkpoint::ModelMeta;
@@ -31,14 +32,7 @@ fn model_file() -> PathBuf {
 }
 
 fn import(file: &Path, out: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_emotion-train"))
-        .args(["import-weights", "--format", "dlib"])
-        .arg(file)
-        .arg("--out")
-        .arg(out)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("emotion-train runs")
+    common::import_weights("dlib", file, out)
 }
 
 fn chip(name: &str) -> Tensor {

@@ -34,14 +34,7 @@ fn run_python(args: &[&std::ffi::OsStr]) -> String {
 }
 
 fn import(file: &Path, out: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_emotion-train"))
-        .args(["import-weights", "--format", "keras-h5"])
-        .arg(file)
-        .arg("--out")
-        .arg(out)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("emotion-train runs")
+    common::import_weights("keras-h5", file, out)
 }
 
 fn read_f32(path: &Path) -> Vec<f32> {

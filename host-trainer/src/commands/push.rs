@@ -185,7 +185,7 @@ pub fn run(args: PushArgs) -> Result<()> {
     let mut tar = Vec::new();
     bundle_tar::pack_to(&dir, &mut tar).context("packing the bundle")?;
     match target {
-        Target::Local(inbox) => push_local(&dir, &inbox, &name)?,
+        Target::Local(inbox) => push_local(&tar, &inbox, &name)?,
         Target::Ssh { host, dir: inbox } => push_ssh(&args, &host, &inbox, &name, &tar)?,
     }
     println!(
@@ -199,7 +199,9 @@ pub fn run(args: PushArgs) -> Result<()> {
     Ok(())
 }
 
-fn push_local(bundle: &Path, inbox: &Path, name: &str) -> Result<()> {
+/// Unpacks the bundle archive `tar` into a hidden directory of `inbox` and renames it to
+/// `name`.
+fn push_local(tar: &[u8], inbox: &Path, name: &str) -> Result<()> {
     if !inbox.is_dir() {
         bail!(
             "{} is not a directory: give the device's model inbox (STORE/inbox)",
@@ -211,9 +213,7 @@ fn push_local(bundle: &Path, inbox: &Path, name: &str) -> Result<()> {
         bail!("{} already exists", dest.display());
     }
     let tmp = inbox.join(format!(".{name}.push.{}", std::process::id()));
-    let mut tar = Vec::new();
-    bundle_tar::pack_to(bundle, &mut tar).context("packing the bundle")?;
-    bundle_tar::unpack_from(tar.as_slice(), "bundle", &tmp)
+    bundle_tar::unpack_from(tar, "bundle", &tmp)
         .with_context(|| format!("copying the bundle to {}", tmp.display()))?;
     std::fs::rename(&tmp, &dest).with_context(|| {
         let _ = std::fs::remove_dir_all(&tmp);

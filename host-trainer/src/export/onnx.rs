@@ -74,7 +74,7 @@ pub(crate) fn consumers(graph: &Graph) -> Vec<Vec<usize>> {
 pub(crate) struct Builder {
     pub(crate) nodes: Vec<pb::NodeProto>,
     pub(crate) initializers: Vec<pb::TensorProto>,
-    pub(crate) relu6_bounds: bool,
+    relu6_bounds: bool,
 }
 
 impl Builder {
@@ -104,6 +104,17 @@ impl Builder {
             float_data: values,
             ..Default::default()
         });
+    }
+
+    /// The scalar `0` and `6` initializers of `Clip` for ReLU6, written once; returns their
+    /// names.
+    pub(crate) fn relu6_bounds(&mut self) -> (&'static str, &'static str) {
+        if !self.relu6_bounds {
+            self.constant("relu6.min", &[], vec![0.0]);
+            self.constant("relu6.max", &[], vec![6.0]);
+            self.relu6_bounds = true;
+        }
+        ("relu6.min", "relu6.max")
     }
 
     /// An integer initializer stored as little-endian `raw_data`.
@@ -374,19 +385,9 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                 value[i] = v;
             }
             Op::Relu6 => {
-                if !b.relu6_bounds {
-                    b.constant("relu6.min", &[], vec![0.0]);
-                    b.constant("relu6.max", &[], vec![6.0]);
-                    b.relu6_bounds = true;
-                }
+                let (lo, hi) = b.relu6_bounds();
                 let v = out_name(i);
-                b.node(
-                    "Clip",
-                    name,
-                    &[&input(0)?, "relu6.min", "relu6.max"],
-                    &v,
-                    vec![],
-                );
+                b.node("Clip", name, &[&input(0)?, lo, hi], &v, vec![]);
                 value[i] = v;
             }
             Op::MaxPool {

@@ -253,18 +253,8 @@ impl<'a> Writer<'a> {
                 }
                 Op::Relu6 => {
                     let f = self.as_float(self.input_of(i, 0)?)?;
-                    if !self.b.relu6_bounds {
-                        self.b.constant("relu6.min", &[], vec![0.0]);
-                        self.b.constant("relu6.max", &[], vec![6.0]);
-                        self.b.relu6_bounds = true;
-                    }
-                    self.b.node(
-                        "Clip",
-                        &name,
-                        &[&f, "relu6.min", "relu6.max"],
-                        &name,
-                        vec![],
-                    );
+                    let (lo, hi) = self.b.relu6_bounds();
+                    self.b.node("Clip", &name, &[&f, lo, hi], &name, vec![]);
                     self.float[i] = Some(name.clone());
                 }
                 Op::BatchNorm { eps } => {
