@@ -20,17 +20,7 @@ fn testdata() -> PathBuf {
 }
 
 fn run_python(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(python())
-        .args(args)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "python {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    common::run_ok(Command::new(python()).args(args))
 }
 
 fn import(file: &Path, out: &Path) -> std::process::Output {
