@@ -5,23 +5,17 @@
 
 use std::process::Command;
 
-use emotion_tests::repo_root;
+use emotion_tests::{repo_root, run_ok};
 
 #[test]
 fn deploy_check_passes() {
     let root = repo_root();
-    let out = Command::new("bash")
-        .arg(root.join("deploy/check"))
-        .current_dir(&root)
-        .output()
-        .expect("running deploy/check");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n{stderr}");
-    assert!(
-        out.status.success(),
-        "deploy/check failed:\n{stdout}\n{stderr}"
+    let stdout = run_ok(
+        Command::new("bash")
+            .arg(root.join("deploy/check"))
+            .current_dir(&root),
     );
+    println!("{stdout}");
     // The C parser really ran over every vector, and the unit was verified.
     assert!(
         stdout.contains("100 vectors"),

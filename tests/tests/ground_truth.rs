@@ -14,19 +14,14 @@ use std::time::Duration;
 
 use emotion_edge::source::synthetic::{SyntheticCamera, SyntheticConfig};
 use emotion_shared::bundle::{Bundle, TrustPolicy};
-use emotion_tests::{KillOnDrop, bin_path, pty_pair};
+use emotion_tests::{KillOnDrop, bin_path, pty_pair, run_ok};
 
 fn emotion_train(args: &[&std::ffi::OsStr]) {
-    let out = Command::new(bin_path("emotion-train"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("emotion-train runs");
-    assert!(
-        out.status.success(),
-        "emotion-train {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(bin_path("emotion-train"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env("OMP_NUM_THREADS", "1"),
     );
 }
 
@@ -143,17 +138,12 @@ fn labels_over_serial_match_the_synthetic_ground_truth() {
         ),
     )
     .expect("config");
-    let out = Command::new(bin_path("emotion-edge"))
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .expect("emotion-edge runs");
-    assert!(
-        out.status.success(),
-        "emotion-edge run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(bin_path("emotion-edge"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null()),
     );
 
     // JSON lines against the camera's schedule.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use emotion_edge::model_store::{CURRENT, INBOX};
 use emotion_edge::testkit::{TinyNet, signing_key, write_tiny_bundle};
 use emotion_shared::bundle::write_public_key;
-use emotion_tests::{KillOnDrop, bin_path};
+use emotion_tests::{KillOnDrop, bin_path, run_ok};
 
 /// A stand-in for `ssh`: skips options, takes the host, runs the remote command locally.
 const FAKE_SSH: &str = r#"#!/bin/sh
@@ -28,13 +28,15 @@ shift
 exec sh -c "$*"
 "#;
 
+fn push_command(args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(bin_path("emotion-train"));
+    cmd.arg("push").args(args).env("RUST_LOG", "warn");
+    cmd
+}
+
+/// A push that must fail: its output, to read the reason from.
 fn push(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(bin_path("emotion-train"))
-        .arg("push")
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("emotion-train runs")
+    push_command(args).output().expect("emotion-train runs")
 }
 
 fn fake_ssh(dir: &Path) -> std::path::PathBuf {
@@ -96,19 +98,13 @@ fn pushed_bundles_reach_a_running_edge_and_broken_ones_stay_home() {
     // 1. A signed bundle pushed to the local inbox is swapped in.
     let v2 = dir.path().join("v2");
     write_tiny_bundle(&v2, &TinyNet::grey48(2), Some(&key)).expect("bundle");
-    let out = push(&[
+    let said = run_ok(&mut push_command(&[
         v2.as_os_str(),
         "--to".as_ref(),
         store.join(INBOX).as_os_str(),
         "--public-key".as_ref(),
         public.as_os_str(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
+    ]));
     assert!(said.contains("pushed tiny-2 0.1.0"), "{said}");
     let line = wait_for("tiny-2");
     assert!(line.contains("\"model\""), "{line}");
@@ -120,7 +116,7 @@ fn pushed_bundles_reach_a_running_edge_and_broken_ones_stay_home() {
     emotion_shared::bundle_tar::pack(&v3, &tar).expect("tar");
     let ssh = fake_ssh(dir.path());
     let to = format!("pi@device:{}", store.join(INBOX).display());
-    let out = push(&[
+    run_ok(&mut push_command(&[
         tar.as_os_str(),
         "--to".as_ref(),
         to.as_ref(),
@@ -128,12 +124,7 @@ fn pushed_bundles_reach_a_running_edge_and_broken_ones_stay_home() {
         ssh.as_os_str(),
         "-o".as_ref(),
         "ConnectTimeout=5".as_ref(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ]));
     wait_for("tiny-3");
     let hosts = std::fs::read_to_string(dir.path().join("hosts.log")).expect("hosts.log");
     assert_eq!(hosts.trim(), "pi@device");
@@ -146,18 +137,12 @@ fn pushed_bundles_reach_a_running_edge_and_broken_ones_stay_home() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // 3. `emotion-edge rollback` brings tiny-2 back in the running service.
-    let out = Command::new(bin_path("emotion-edge"))
-        .arg("rollback")
-        .arg("--store")
-        .arg(&store)
-        .args(["--wait", "30"])
-        .output()
-        .expect("rollback runs");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let said = run_ok(
+        Command::new(bin_path("emotion-edge"))
+            .arg("rollback")
+            .arg("--store")
+            .arg(&store)
+            .args(["--wait", "30"]),
     );
     assert!(said.contains("rolled back: running tiny-2 0.1.0"), "{said}");
     wait_for("rollback");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use emotion_edge::testkit::{TinyNet, signing_key, write_tiny_bundle};
 use emotion_shared::bundle::{Bundle, TrustPolicy, write_public_key};
-use emotion_tests::{KillOnDrop, bin_path};
+use emotion_tests::{KillOnDrop, bin_path, run_ok};
 
 fn keygen(path: &std::path::Path) {
     let ok = Command::new("ssh-keygen")
@@ -89,23 +89,18 @@ fn push_over_a_real_sshd_lands_a_complete_bundle() {
     write_public_key(&public, &key.verifying_key()).expect("key");
     let inbox = d.join("inbox");
     std::fs::create_dir_all(&inbox).expect("inbox");
-    let out = Command::new(bin_path("emotion-train"))
-        .args(["push"])
-        .arg(&bundle)
-        .arg("--to")
-        .arg(format!("device:{}", inbox.display()))
-        .arg("--public-key")
-        .arg(&public)
-        .arg("--ssh")
-        .arg(&wrapper)
-        .args(["--name", "v2"])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("push runs");
-    assert!(
-        out.status.success(),
-        "push over ssh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(bin_path("emotion-train"))
+            .args(["push"])
+            .arg(&bundle)
+            .arg("--to")
+            .arg(format!("device:{}", inbox.display()))
+            .arg("--public-key")
+            .arg(&public)
+            .arg("--ssh")
+            .arg(&wrapper)
+            .args(["--name", "v2"])
+            .env("RUST_LOG", "warn"),
     );
     let landed = Bundle::open(inbox.join("v2"), &TrustPolicy::require(key.verifying_key()))
         .expect("the pushed bundle opens and verifies");

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use emotion_edge::testkit::{TinyNet, write_tiny_bundle};
-use emotion_tests::{KillOnDrop, bin_path, pty_pair, python, repo_root};
+use emotion_tests::{KillOnDrop, bin_path, pty_pair, python, repo_root, run_ok};
 
 fn client() -> std::path::PathBuf {
     repo_root().join("deploy/clients/emotion_serial.py")
@@ -15,17 +15,11 @@ fn client() -> std::path::PathBuf {
 #[test]
 fn python_client_passes_every_shared_test_vector() {
     let vectors = repo_root().join("shared/testdata/protocol/vectors.tsv");
-    let out = Command::new(python())
-        .arg(client())
-        .arg("--check-vectors")
-        .arg(&vectors)
-        .output()
-        .expect("runs python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_ok(
+        Command::new(python())
+            .arg(client())
+            .arg("--check-vectors")
+            .arg(&vectors),
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     let passed: usize = stdout

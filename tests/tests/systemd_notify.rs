@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use emotion_edge::testkit::{TinyNet, write_tiny_bundle};
-use emotion_tests::bin_path;
+use emotion_tests::{bin_path, run_ok};
 
 #[test]
 fn run_notifies_ready_feeds_the_watchdog_and_says_stopping() {
@@ -23,30 +23,25 @@ fn run_notifies_ready_feeds_the_watchdog_and_says_stopping() {
 
     // 60 frames at 20 fps: three seconds, with a 1 s watchdog fed every 0.5 s. systemd names
     // the watched process in WATCHDOG_PID: a shell sets its own PID and execs the runtime.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
-        .arg(bin_path("emotion-edge"))
-        .args(["run", "--source", "synthetic", "--synthetic-faces", "1"])
-        .args([
-            "--synthetic-fps",
-            "20",
-            "--max-frames",
-            "60",
-            "--allow-unsigned",
-        ])
-        .args(["--detector", "full-frame"])
-        .arg("--bundle")
-        .arg(&bundle)
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "1000000")
-        .stdout(Stdio::null())
-        .output()
-        .expect("emotion-edge runs");
-    assert!(
-        out.status.success(),
-        "emotion-edge failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg("WATCHDOG_PID=$$ exec \"$0\" \"$@\"")
+            .arg(bin_path("emotion-edge"))
+            .args(["run", "--source", "synthetic", "--synthetic-faces", "1"])
+            .args([
+                "--synthetic-fps",
+                "20",
+                "--max-frames",
+                "60",
+                "--allow-unsigned",
+            ])
+            .args(["--detector", "full-frame"])
+            .arg("--bundle")
+            .arg(&bundle)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "1000000")
+            .stdout(Stdio::null()),
     );
 
     let mut messages = Vec::new();

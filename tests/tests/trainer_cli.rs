@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use emotion_tests::bin_path;
+use emotion_tests::{bin_path, run_ok};
 
 fn train() -> Command {
     Command::new(bin_path("emotion-train"))
@@ -13,15 +13,10 @@ fn train() -> Command {
 fn synth_writes_a_fer2013_csv_with_the_official_splits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("s.csv");
-    let out = train()
-        .args(["synth", "--count", "200", "--seed", "3", "--out"])
-        .arg(&csv)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        train()
+            .args(["synth", "--count", "200", "--seed", "3", "--out"])
+            .arg(&csv),
     );
     let text = std::fs::read_to_string(&csv).expect("csv written");
     let mut lines = text.lines();
@@ -41,12 +36,11 @@ fn synth_writes_a_fer2013_csv_with_the_official_splits() {
     assert_eq!(first[1].split(' ').count(), 48 * 48);
     // Same seed, same bytes.
     let again = dir.path().join("again.csv");
-    let status = train()
-        .args(["synth", "--count", "200", "--seed", "3", "--out"])
-        .arg(&again)
-        .status()
-        .expect("runs");
-    assert!(status.success());
+    run_ok(
+        train()
+            .args(["synth", "--count", "200", "--seed", "3", "--out"])
+            .arg(&again),
+    );
     assert_eq!(std::fs::read(&again).expect("read"), text.into_bytes());
 }
 
