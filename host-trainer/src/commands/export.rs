@@ -237,16 +237,19 @@ pub fn run(args: ExportArgs) -> Result<()> {
         FP32_LOGIT_TOLERANCE
     );
 
-    let (onnx, quantization, self_test) = match &data {
+    let (onnx, quantization, self_test, int8_predicted) = match &data {
         Some((path, set)) if args.int8 => {
             let q = quantize(&args, &model, path, set, &samples)?;
-            (q.onnx, q.quantization, q.self_test)
+            (q.onnx, q.quantization, q.self_test, Some(q.predicted))
         }
-        _ => (checked.onnx, Quantization::none(), checked.self_test),
+        _ => (checked.onnx, Quantization::none(), checked.self_test, None),
     };
-    let int8_onnx = args.int8.then_some(onnx.as_slice());
+    let int8 = int8_predicted.as_deref().map(|predicted| Int8Run {
+        onnx: &onnx,
+        predicted,
+    });
     let metrics = match &data {
-        Some((path, set)) => evaluate(&model, path, set, args.batch_size, int8_onnx)?,
+        Some((path, set)) => evaluate(&model, path, set, args.batch_size, int8)?,
         None => {
             tracing::warn!("no --data: the manifest carries no metrics");
             Vec::new()
@@ -447,6 +450,9 @@ struct Int8Export {
     onnx: Vec<u8>,
     quantization: Quantization,
     self_test: Vec<emotion_shared::manifest::SelfTestCase>,
+    /// Classes tract gave while choosing and checking the model, per split: the metrics reuse
+    /// them instead of running the int8 model over those splits again.
+    predicted: Vec<(Split, Vec<u8>)>,
 }
 
 /// The Training split of `set` (or `--calib` images), at most `--calib-samples` spread evenly,
@@ -560,7 +566,7 @@ fn quantize(
             c.accuracy
         );
     }
-    let best = ranked
+    let mut best = ranked
         .into_iter()
         .next()
         .context("no calibration method was tried")?;
@@ -617,7 +623,12 @@ fn quantize(
         .context("replaying the int8 self-tests")?;
     tracing::info!("int8 self-tests replay (max error {worst:.2e})");
     let stem = split_stem(path);
+    let predicted = vec![
+        (select_split, std::mem::take(&mut best.predicted)),
+        (check_split, int8_pred),
+    ];
     Ok(Int8Export {
+        predicted,
         onnx: best.onnx,
         quantization: Quantization::Int8 {
             scheme: args.weight_scales.scheme().to_string(),
@@ -644,14 +655,21 @@ fn split_stem(path: &Path) -> String {
         .to_ascii_lowercase()
 }
 
+/// The int8 model, and the classes it already gave on some splits.
+#[derive(Clone, Copy)]
+struct Int8Run<'a> {
+    onnx: &'a [u8],
+    predicted: &'a [(Split, Vec<u8>)],
+}
+
 /// Accuracy and macro-F1 on PublicTest and PrivateTest of `set`: of the libtorch model, or of
-/// `int8` in tract when given.
+/// the int8 model in tract when given.
 fn evaluate(
     model: &LoadedModel,
     path: &Path,
     set: &FaceSet,
     batch: usize,
-    int8: Option<&[u8]>,
+    int8: Option<Int8Run<'_>>,
 ) -> Result<Vec<Metric>> {
     let stem = split_stem(path);
     let mut out = Vec::new();
@@ -662,10 +680,13 @@ fn evaluate(
             continue;
         }
         let predicted = match int8 {
-            Some(onnx) => {
-                let (x, _) = split_inputs(model, set, split);
-                top_classes(&tract_outputs(onnx, &x, split.usage_name())?)
-            }
+            Some(run) => match run.predicted.iter().find(|(s, _)| *s == split) {
+                Some((_, known)) => known.clone(),
+                None => {
+                    let (x, _) = split_inputs(model, set, split);
+                    top_classes(&tract_outputs(run.onnx, &x, split.usage_name())?)
+                }
+            },
             None => {
                 predict::predict(
                     &model.net,

@@ -19,6 +19,8 @@ pub struct Candidate {
     pub onnx: Vec<u8>,
     /// Its accuracy on the selection split, in tract.
     pub accuracy: f64,
+    /// Its class for each image of the selection split, in tract.
+    pub predicted: Vec<u8>,
 }
 
 /// Writes an int8 model for each of `methods` and measures it in tract on the selection split
@@ -49,6 +51,7 @@ pub fn rank_methods(
             method,
             onnx,
             accuracy,
+            predicted,
         });
     }
     // Stable sort: equal accuracies keep the order of `methods`.
