@@ -347,105 +347,26 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                     value[result] = out_value;
                 }
             }
-            Op::BatchNorm { eps } => {
-                if folded[i] {
-                    // Emitted with its convolution.
-                    if value[i].is_empty() {
-                        return Err(unsupported(i, "folded batch norm before its convolution"));
-                    }
-                    continue;
+            Op::BatchNorm { .. } if folded[i] => {
+                // Emitted with its convolution.
+                if value[i].is_empty() {
+                    return Err(unsupported(i, "folded batch norm before its convolution"));
                 }
-                let (scale, shift) = bn_scale_shift(net, i, *eps)?;
-                value[i] = per_channel(
-                    &mut b,
-                    node,
-                    ranks[i],
-                    &input(0)?,
-                    &scale,
-                    &shift,
-                    &out_name(i),
-                )?;
             }
-            Op::Affine => {
-                let scale = param(net, i, 0, "weight")?;
-                let shift = param(net, i, 1, "bias")?;
-                value[i] = per_channel(
-                    &mut b,
-                    node,
-                    ranks[i],
-                    &input(0)?,
-                    &scale,
-                    &shift,
-                    &out_name(i),
-                )?;
-            }
-            Op::Relu => {
+            Op::BatchNorm { .. }
+            | Op::Affine
+            | Op::Relu
+            | Op::Relu6
+            | Op::MaxPool { .. }
+            | Op::AvgPool { .. }
+            | Op::AddPadded
+            | Op::Add
+            | Op::GlobalAvgPool => {
+                let inputs = (0..node.inputs.len())
+                    .map(input)
+                    .collect::<Result<Vec<_>, _>>()?;
                 let v = out_name(i);
-                b.node("Relu", name, &[&input(0)?], &v, vec![]);
-                value[i] = v;
-            }
-            Op::Relu6 => {
-                let (lo, hi) = b.relu6_bounds();
-                let v = out_name(i);
-                b.node("Clip", name, &[&input(0)?, lo, hi], &v, vec![]);
-                value[i] = v;
-            }
-            Op::MaxPool {
-                kernel,
-                stride,
-                pad,
-            } => {
-                let v = out_name(i);
-                b.node(
-                    "MaxPool",
-                    name,
-                    &[&input(0)?],
-                    &v,
-                    vec![
-                        ints("kernel_shape", &[*kernel, *kernel]),
-                        ints("strides", &[*stride, *stride]),
-                        ints("pads", pad),
-                    ],
-                );
-                value[i] = v;
-            }
-            Op::AvgPool { kernel, stride } => {
-                let v = out_name(i);
-                b.node(
-                    "AveragePool",
-                    name,
-                    &[&input(0)?],
-                    &v,
-                    vec![
-                        ints("kernel_shape", &[*kernel, *kernel]),
-                        ints("strides", &[*stride, *stride]),
-                    ],
-                );
-                value[i] = v;
-            }
-            Op::AddPadded => {
-                let (l, r) = (input(0)?, input(1)?);
-                let v = out_name(i);
-                add_padded(&mut b, graph, i, [&l, &r], &v)?;
-                value[i] = v;
-            }
-            Op::Add => {
-                let (l, r) = (input(0)?, input(1)?);
-                let v = out_name(i);
-                b.node("Add", name, &[&l, &r], &v, vec![]);
-                value[i] = v;
-            }
-            Op::GlobalAvgPool => {
-                let pooled = format!("{name}.pooled");
-                b.node("GlobalAveragePool", name, &[&input(0)?], &pooled, vec![]);
-                let v = out_name(i);
-                b.node(
-                    "Flatten",
-                    &format!("{name}.flatten"),
-                    &[&pooled],
-                    &v,
-                    vec![int("axis", 1)],
-                );
+                float_op(&mut b, net, i, ranks[i], &inputs, &v)?;
                 value[i] = v;
             }
             Op::Linear { out } => {
@@ -516,6 +437,88 @@ pub(crate) fn model_proto(
         graph: Some(onnx_graph),
         ..Default::default()
     }
+}
+
+/// The float ONNX form of the operations without weights to convert (pools, activations,
+/// per-channel affine maps, residual adds, global pooling), shared by the fp32 and the int8
+/// writer. `inputs` are the ONNX values of node `i`'s inputs and `rank` the rank of its
+/// output; the result is written to `out`. Returns `Ok(false)`, writing nothing, for the
+/// operations each writer emits its own way (input, convolution, linear, dropout).
+pub(crate) fn float_op(
+    b: &mut Builder,
+    net: &Network,
+    i: usize,
+    rank: usize,
+    inputs: &[String],
+    out: &str,
+) -> Result<bool, ExportError> {
+    let node = &net.graph.nodes[i];
+    let name = node.name.as_str();
+    let arg = |k: usize| {
+        inputs
+            .get(k)
+            .map(String::as_str)
+            .ok_or_else(|| ExportError::Unsupported {
+                node: name.to_string(),
+                reason: format!("input {k} is missing or not computed"),
+            })
+    };
+    match &node.op {
+        Op::MaxPool {
+            kernel,
+            stride,
+            pad,
+        } => b.node(
+            "MaxPool",
+            name,
+            &[arg(0)?],
+            out,
+            vec![
+                ints("kernel_shape", &[*kernel, *kernel]),
+                ints("strides", &[*stride, *stride]),
+                ints("pads", pad),
+            ],
+        ),
+        Op::AvgPool { kernel, stride } => b.node(
+            "AveragePool",
+            name,
+            &[arg(0)?],
+            out,
+            vec![
+                ints("kernel_shape", &[*kernel, *kernel]),
+                ints("strides", &[*stride, *stride]),
+            ],
+        ),
+        Op::Relu => b.node("Relu", name, &[arg(0)?], out, vec![]),
+        Op::Relu6 => {
+            let (lo, hi) = b.relu6_bounds();
+            b.node("Clip", name, &[arg(0)?, lo, hi], out, vec![]);
+        }
+        Op::BatchNorm { eps } => {
+            let (scale, shift) = bn_scale_shift(net, i, *eps)?;
+            per_channel(b, node, rank, arg(0)?, &scale, &shift, out)?;
+        }
+        Op::Affine => {
+            let scale = param(net, i, 0, "weight")?;
+            let shift = param(net, i, 1, "bias")?;
+            per_channel(b, node, rank, arg(0)?, &scale, &shift, out)?;
+        }
+        Op::AddPadded => add_padded(b, &net.graph, i, [arg(0)?, arg(1)?], out)?,
+        Op::Add => b.node("Add", name, &[arg(0)?, arg(1)?], out, vec![]),
+        Op::GlobalAvgPool => {
+            let pooled = format!("{name}.pooled");
+            b.node("GlobalAveragePool", name, &[arg(0)?], &pooled, vec![]);
+            b.node(
+                "Flatten",
+                &format!("{name}.flatten"),
+                &[&pooled],
+                out,
+                vec![int("axis", 1)],
+            );
+        }
+        Op::Input | Op::Conv { .. } | Op::Linear { .. } | Op::Dropout { .. } => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// dlib's padded residual sum: each input smaller than `node`'s output shape is zero-padded at

@@ -11,7 +11,7 @@ use super::plan::{ConvStep, FusedActivation, QuantPlan};
 use super::{QParams, QuantError, WeightScales};
 use crate::export::ExportError;
 use crate::export::onnx::{
-    Builder, INPUT_NAME, OUTPUT_NAME, folded_conv, int, ints, model_proto, param, per_channel,
+    Builder, INPUT_NAME, OUTPUT_NAME, float_op, folded_conv, int, ints, model_proto, param,
     rank_of, values,
 };
 use crate::model::graph::{Graph, Network, Op};
@@ -214,86 +214,37 @@ impl<'a> Writer<'a> {
                     kernel,
                     stride,
                     pad,
-                } => {
-                    let x = self.input_of(i, 0)?;
+                } if node
+                    .inputs
+                    .first()
+                    .is_some_and(|&x| self.quant[x].is_some()) =>
+                {
+                    // The maximum commutes with the monotonic u8 mapping: pool in u8.
+                    let Some((q, p)) = self.quant[self.input_of(i, 0)?].clone() else {
+                        return Err(self.unsupported(i, "lost its u8 input"));
+                    };
+                    let v = format!("{name}.u8");
                     let attrs = vec![
                         ints("kernel_shape", &[*kernel, *kernel]),
                         ints("strides", &[*stride, *stride]),
                         ints("pads", pad),
                     ];
-                    // The maximum commutes with the monotonic u8 mapping: pool in u8.
-                    if let Some((q, p)) = self.quant[x].clone() {
-                        let v = format!("{name}.u8");
-                        self.b.node("MaxPool", &name, &[&q], &v, attrs);
-                        self.quant[i] = Some((v, p));
-                    } else {
-                        let f = self.as_float(x)?;
-                        self.b.node("MaxPool", &name, &[&f], &name, attrs);
-                        self.float[i] = Some(name.clone());
-                    }
+                    self.b.node("MaxPool", &name, &[&q], &v, attrs);
+                    self.quant[i] = Some((v, p));
                 }
-                Op::AvgPool { kernel, stride } => {
-                    let f = self.as_float(self.input_of(i, 0)?)?;
-                    self.b.node(
-                        "AveragePool",
-                        &name,
-                        &[&f],
-                        &name,
-                        vec![
-                            ints("kernel_shape", &[*kernel, *kernel]),
-                            ints("strides", &[*stride, *stride]),
-                        ],
-                    );
-                    self.float[i] = Some(name.clone());
-                }
-                Op::Relu => {
-                    let f = self.as_float(self.input_of(i, 0)?)?;
-                    self.b.node("Relu", &name, &[&f], &name, vec![]);
-                    self.float[i] = Some(name.clone());
-                }
-                Op::Relu6 => {
-                    let f = self.as_float(self.input_of(i, 0)?)?;
-                    let (lo, hi) = self.b.relu6_bounds();
-                    self.b.node("Clip", &name, &[&f, lo, hi], &name, vec![]);
-                    self.float[i] = Some(name.clone());
-                }
-                Op::BatchNorm { eps } => {
-                    let f = self.as_float(self.input_of(i, 0)?)?;
-                    let (scale, shift) = crate::export::onnx::bn_scale_shift(self.net, i, *eps)?;
-                    per_channel(&mut self.b, node, self.ranks[i], &f, &scale, &shift, &name)?;
-                    self.float[i] = Some(name.clone());
-                }
-                Op::Affine => {
-                    let f = self.as_float(self.input_of(i, 0)?)?;
-                    let scale = param(self.net, i, 0, "weight")?;
-                    let shift = param(self.net, i, 1, "bias")?;
-                    per_channel(&mut self.b, node, self.ranks[i], &f, &scale, &shift, &name)?;
-                    self.float[i] = Some(name.clone());
-                }
-                Op::AddPadded => {
-                    let l = self.as_float(self.input_of(i, 0)?)?;
-                    let r = self.as_float(self.input_of(i, 1)?)?;
-                    crate::export::onnx::add_padded(&mut self.b, self.graph, i, [&l, &r], &name)?;
-                    self.float[i] = Some(name.clone());
-                }
-                Op::Add => {
-                    let l = self.as_float(self.input_of(i, 0)?)?;
-                    let r = self.as_float(self.input_of(i, 1)?)?;
-                    self.b.node("Add", &name, &[&l, &r], &name, vec![]);
-                    self.float[i] = Some(name.clone());
-                }
-                Op::GlobalAvgPool => {
-                    let f = self.as_float(self.input_of(i, 0)?)?;
-                    let pooled = format!("{name}.pooled");
-                    self.b
-                        .node("GlobalAveragePool", &name, &[&f], &pooled, vec![]);
-                    self.b.node(
-                        "Flatten",
-                        &format!("{name}.flatten"),
-                        &[&pooled],
-                        &name,
-                        vec![int("axis", 1)],
-                    );
+                Op::MaxPool { .. }
+                | Op::AvgPool { .. }
+                | Op::Relu
+                | Op::Relu6
+                | Op::BatchNorm { .. }
+                | Op::Affine
+                | Op::AddPadded
+                | Op::Add
+                | Op::GlobalAvgPool => {
+                    let inputs = (0..node.inputs.len())
+                        .map(|k| self.input_of(i, k).and_then(|j| self.as_float(j)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    float_op(&mut self.b, self.net, i, self.ranks[i], &inputs, &name)?;
                     self.float[i] = Some(name.clone());
                 }
                 Op::Linear { out } => self.linear(i, *out)?,
