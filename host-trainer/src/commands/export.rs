@@ -244,12 +244,14 @@ pub fn run(args: ExportArgs) -> Result<()> {
         }
         _ => (checked.onnx, Quantization::none(), checked.self_test, None),
     };
-    let int8 = int8_predicted.as_deref().map(|predicted| Int8Run {
-        onnx: &onnx,
-        predicted,
-    });
     let metrics = match &data {
-        Some((path, set)) => evaluate(&model, path, set, args.batch_size, int8)?,
+        Some((path, set)) => evaluate(
+            &model,
+            path,
+            set,
+            args.batch_size,
+            int8_predicted.as_deref(),
+        )?,
         None => {
             tracing::warn!("no --data: the manifest carries no metrics");
             Vec::new()
@@ -655,21 +657,15 @@ fn split_stem(path: &Path) -> String {
         .to_ascii_lowercase()
 }
 
-/// The int8 model, and the classes it already gave on some splits.
-#[derive(Clone, Copy)]
-struct Int8Run<'a> {
-    onnx: &'a [u8],
-    predicted: &'a [(Split, Vec<u8>)],
-}
-
-/// Accuracy and macro-F1 on PublicTest and PrivateTest of `set`: of the libtorch model, or of
-/// the int8 model in tract when given.
+/// Accuracy and macro-F1 on PublicTest and PrivateTest of `set`: of the libtorch model, or,
+/// given `int8` (the classes tract gave the int8 model on each split while `quantize` chose
+/// and checked it), of the int8 model.
 fn evaluate(
     model: &LoadedModel,
     path: &Path,
     set: &FaceSet,
     batch: usize,
-    int8: Option<Int8Run<'_>>,
+    int8: Option<&[(Split, Vec<u8>)]>,
 ) -> Result<Vec<Metric>> {
     let stem = split_stem(path);
     let mut out = Vec::new();
@@ -680,13 +676,11 @@ fn evaluate(
             continue;
         }
         let predicted = match int8 {
-            Some(run) => match run.predicted.iter().find(|(s, _)| *s == split) {
-                Some((_, known)) => known.clone(),
-                None => {
-                    let (x, _) = split_inputs(model, set, split);
-                    top_classes(&tract_outputs(run.onnx, &x, split.usage_name())?)
-                }
-            },
+            Some(known) => known
+                .iter()
+                .find(|(s, _)| *s == split)
+                .map(|(_, classes)| classes.clone())
+                .with_context(|| format!("the int8 model was not run on {}", split.usage_name()))?,
             None => {
                 predict::predict(
                     &model.net,
