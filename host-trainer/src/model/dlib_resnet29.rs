@@ -33,18 +33,7 @@ pub const EMBEDDING: i64 = 128;
 
 fn conv(g: &mut GraphBuilder, name: &str, x: usize, out: i64, k: i64, stride: i64) -> usize {
     let pad = if stride == 1 { k / 2 } else { 0 };
-    g.add(
-        name,
-        Op::Conv {
-            out,
-            kernel: [k, k],
-            stride,
-            pad: [pad; 4],
-            groups: 1,
-            bias: true,
-        },
-        &[x],
-    )
+    g.conv_biased(name, x, out, k, stride, pad)
 }
 
 /// Builds the network for `input` (3 channels; 150x150 for the published weights).
@@ -54,15 +43,7 @@ pub fn build(input: Shape, head: &HeadSpec, classes: i64) -> Graph {
     let mut x = conv(&mut g, "conv1", 0, 32, 7, 2);
     x = g.add("conv1/affine", Op::Affine, &[x]);
     x = g.relu("conv1/relu", x);
-    x = g.add(
-        "conv1/pool",
-        Op::MaxPool {
-            kernel: 3,
-            stride: 2,
-            pad: [0; 4],
-        },
-        &[x],
-    );
+    x = g.max_pool("conv1/pool", x, 3, 2, 0);
     for (stage, width, units, down) in STAGES {
         for u in 1..=units {
             let name = format!("res{stage}_{u}");

@@ -173,6 +173,30 @@ impl GraphBuilder {
 
     /// Convolution with symmetric padding `pad`, no bias.
     pub fn conv(&mut self, name: &str, x: usize, out: i64, k: i64, stride: i64, pad: i64) -> usize {
+        self.dense_conv(name, x, out, [k, stride, pad], false)
+    }
+
+    /// Convolution with symmetric padding `pad` and a bias.
+    pub fn conv_biased(
+        &mut self,
+        name: &str,
+        x: usize,
+        out: i64,
+        k: i64,
+        stride: i64,
+        pad: i64,
+    ) -> usize {
+        self.dense_conv(name, x, out, [k, stride, pad], true)
+    }
+
+    fn dense_conv(
+        &mut self,
+        name: &str,
+        x: usize,
+        out: i64,
+        [k, stride, pad]: [i64; 3],
+        bias: bool,
+    ) -> usize {
         self.add(
             name,
             Op::Conv {
@@ -181,7 +205,7 @@ impl GraphBuilder {
                 stride,
                 pad: [pad; 4],
                 groups: 1,
-                bias: false,
+                bias,
             },
             &[x],
         )
@@ -212,6 +236,19 @@ impl GraphBuilder {
     /// ReLU.
     pub fn relu(&mut self, name: &str, x: usize) -> usize {
         self.add(name, Op::Relu, &[x])
+    }
+
+    /// Square max pooling with symmetric padding `pad`.
+    pub fn max_pool(&mut self, name: &str, x: usize, kernel: i64, stride: i64, pad: i64) -> usize {
+        self.add(
+            name,
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad: [pad; 4],
+            },
+            &[x],
+        )
     }
 
     /// Marks node `x` as the backbone's feature vector (must be `[B, C]`).

@@ -38,15 +38,7 @@ pub fn build(input: Shape, head: &HeadSpec, classes: i64) -> Graph {
                 y = g.relu(&format!("{name}/sep{s}/relu"), y);
             }
         }
-        y = g.add(
-            &format!("{name}/pool"),
-            Op::MaxPool {
-                kernel: 3,
-                stride: 2,
-                pad: [1; 4],
-            },
-            &[y],
-        );
+        y = g.max_pool(&format!("{name}/pool"), y, 3, 2, 1);
         x = g.add(&format!("{name}/add"), Op::Add, &[y, r]);
     }
     g.block("features");

@@ -52,15 +52,7 @@ pub fn build(input: Shape, head: &HeadSpec, classes: i64) -> Graph {
     );
     x = g.bn("conv1/7x7_s2/bn", x, EPS);
     x = g.relu("conv1/relu", x);
-    x = g.add(
-        "conv1/pool",
-        Op::MaxPool {
-            kernel: 3,
-            stride: 2,
-            pad: [0; 4],
-        },
-        &[x],
-    );
+    x = g.max_pool("conv1/pool", x, 3, 2, 0);
     let widths = [64i64, 128, 256, 512];
     for (s, &blocks) in STAGE_BLOCKS.iter().enumerate() {
         let stage = s + 2;
