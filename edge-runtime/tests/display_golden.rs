@@ -227,6 +227,26 @@ fn sample_states() -> Vec<DisplayState> {
     states
 }
 
+/// The chip's RAM holds `state` as the framebuffer draws it, pixel for pixel.
+fn assert_chip_shows(chip: &Ssd1306Model, state: &DisplayState) {
+    let mut fb = Framebuffer::screen();
+    let Ok(()) = draw(&mut fb, state);
+    let lit = (0..64)
+        .flat_map(|y| (0..128).map(move |x| (x, y)))
+        .filter(|&(x, y)| fb.get(x as u32, y as u32))
+        .count();
+    assert!(lit > 50, "an almost empty picture proves little");
+    for y in 0..64 {
+        for x in 0..128 {
+            assert_eq!(
+                chip.pixel(x, y),
+                fb.get(x as u32, y as u32),
+                "pixel ({x}, {y}) of {state:?}"
+            );
+        }
+    }
+}
+
 /// What the OLED shows, read back from the bus, is what the framebuffer (and so the golden
 /// PNGs) shows, pixel for pixel, through the real ssd1306 driver.
 #[test]
@@ -238,22 +258,7 @@ fn the_oled_receives_the_framebuffer_picture_over_i2c() {
         panel.show(&state).expect("the panel shows");
         let chip = decode(&bus, 0x3D);
         assert!(chip.display_on && chip.charge_pump, "not initialised");
-        let mut fb = Framebuffer::screen();
-        let Ok(()) = draw(&mut fb, &state);
-        let lit = (0..64)
-            .flat_map(|y| (0..128).map(move |x| (x, y)))
-            .filter(|&(x, y)| fb.get(x as u32, y as u32))
-            .count();
-        assert!(lit > 50, "an almost empty picture proves little");
-        for y in 0..64 {
-            for x in 0..128 {
-                assert_eq!(
-                    chip.pixel(x, y),
-                    fb.get(x as u32, y as u32),
-                    "pixel ({x}, {y}) of {state:?}"
-                );
-            }
-        }
+        assert_chip_shows(&chip, &state);
     }
     assert_eq!(bus.state().opens, 1, "a healthy bus is opened once");
 }
@@ -280,13 +285,7 @@ fn the_oled_comes_back_after_the_bus_fails() {
     assert_eq!(bus.state().opens, 2, "re-opened after the failure");
     let chip = decode(&bus, 0x3C);
     assert!(chip.display_on, "re-initialised");
-    let mut fb = Framebuffer::screen();
-    let Ok(()) = draw(&mut fb, &states[2]);
-    for y in 0..64 {
-        for x in 0..128 {
-            assert_eq!(chip.pixel(x, y), fb.get(x as u32, y as u32), "({x}, {y})");
-        }
-    }
+    assert_chip_shows(&chip, &states[2]);
 
     bus.state().fail_open = true;
     let mut absent = OledPanel::with_bus(bus.clone(), 0x3C);
