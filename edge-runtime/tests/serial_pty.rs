@@ -39,11 +39,13 @@ fn model() -> Arc<LoadedModel> {
     Arc::new(LoadedModel::load(net.manifest(&onnx), &onnx).expect("model"))
 }
 
-/// Runs `frames` synthetic frames into the master end; returns what the pipeline saw.
-fn run_pipeline(master: TTYPort, frames: u64, faces: u32) -> emotion_edge::pipeline::RunStats {
+/// Runs `frames` synthetic frames into the master end; returns what the pipeline saw. The
+/// caller keeps `master` open until it has read everything: closing a pty's last master
+/// handle hangs up the slave, and Linux may drop bytes still on their way to it.
+fn run_pipeline(master: &TTYPort, frames: u64, faces: u32) -> emotion_edge::pipeline::RunStats {
     let mut sinks = Sinks::new();
     sinks.push(Box::new(SerialSink::new(
-        PtyOpener(master),
+        PtyOpener(master.try_clone_native().expect("clone the pty master")),
         SerialLimits {
             baud: 1_000_000,
             max_fps: 0.0,
@@ -92,9 +94,10 @@ fn every_line_over_the_pty_decodes_with_consecutive_seq() {
     let (master, mut slave) = TTYPort::pair().expect("pty pair");
     let reader =
         std::thread::spawn(move || read_until_quiet(&mut slave, Duration::from_millis(800)));
-    let stats = run_pipeline(master, 20, 1);
+    let stats = run_pipeline(&master, 20, 1);
     assert_eq!(stats.frames, 20);
     let bytes = reader.join().expect("reader");
+    drop(master);
     let messages: Vec<Message> = StreamDecoder::new()
         .feed(&bytes)
         .into_iter()
@@ -147,12 +150,12 @@ fn the_listen_command_decodes_the_stream() {
         .expect("spawn emotion-edge listen");
     // Let the listener open the port before anything is written.
     std::thread::sleep(Duration::from_millis(500));
-    let stats = run_pipeline(master, 5, 1);
+    let stats = run_pipeline(&master, 5, 1);
     assert_eq!(stats.frames, 5);
     let out = child
         .wait_with_output()
         .expect("listen exits after --count lines");
-    drop(slave);
+    drop((master, slave));
     assert!(
         out.status.success(),
         "listen failed: {}",
