@@ -97,14 +97,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         report["metrics_tta_flip"] = serde_json::to_value(&t)?;
     }
     // The training run's folder: where model.json and history.json live.
-    let run_dir = if args.checkpoint.is_dir() {
-        args.checkpoint.clone()
-    } else {
-        checkpoint::meta_path_for(&args.checkpoint)
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."))
-    };
+    let run_dir = checkpoint::run_dir_of(&args.checkpoint);
     let out = args.out.clone().unwrap_or_else(|| run_dir.clone());
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let split_name = args.split.cli_name();

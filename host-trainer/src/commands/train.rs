@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use emotion_shared::preprocess::PreprocessSpec;
 use emotion_trainer::data::ferplus::{self, FerPlusTargets};
 use emotion_trainer::data::{self, OnBadRow, Split};
 use emotion_trainer::device::{self, DeviceChoice};
@@ -133,14 +132,7 @@ fn model_meta(args: &TrainArgs) -> Result<ModelMeta> {
         Some(h) => HeadSpec::parse(h).map_err(anyhow::Error::msg)?,
         None => arch.default_head(),
     };
-    let (w, h) = (input.w as u32, input.h as u32);
-    let preprocess = if arch == Arch::DlibResnet29 {
-        PreprocessSpec::dlib_resnet_at(w, h)
-    } else if input.c == 3 {
-        PreprocessSpec::vggface2_resnet50_at(w, h)
-    } else {
-        PreprocessSpec::compact_grey(w, h)
-    };
+    let preprocess = arch.preprocess_at(input.w as u32, input.h as u32);
     Ok(ModelMeta {
         arch: arch.to_string(),
         input,

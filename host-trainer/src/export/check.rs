@@ -1,67 +1,16 @@
 //! The export's self-check: the written ONNX loaded and optimised in tract exactly as the edge
-//! does it, run on the self-test inputs, and compared with libtorch's outputs for the same
-//! tensors. A difference above the tolerance fails the export with the numbers.
-
-use std::fmt;
+//! does it ([`TractModel`]), run on the self-test inputs, and compared with libtorch's outputs
+//! for the same tensors. A difference above the tolerance fails the export with the numbers.
 
 use tch::{Device, Kind, Tensor};
-use tract_onnx::prelude::*;
 
 use super::ExportError;
 use crate::model::graph::Network;
+use crate::onnx::OnnxError;
+use crate::onnx::tract::TractModel;
 
 /// Largest absolute difference on logits allowed between tch and tract for an fp32 export.
 pub const FP32_LOGIT_TOLERANCE: f32 = 1e-4;
-
-/// An ONNX model loaded and optimised by tract for a fixed `[1, C, H, W]` input.
-pub struct TractModel {
-    plan: std::sync::Arc<TypedRunnableModel>,
-    input: [usize; 4],
-}
-
-impl fmt::Debug for TractModel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TractModel")
-            .field("input", &self.input)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TractModel {
-    /// Parses `onnx` and optimises it for `input` (the edge's loading path).
-    pub fn load(onnx: &[u8], input: [usize; 4]) -> Result<TractModel, ExportError> {
-        let tract = |what: &str, e: TractError| ExportError::Tract(format!("{what}: {e:#}"));
-        let mut model = tract_onnx::onnx()
-            .model_for_read(&mut &onnx[..])
-            .map_err(|e| tract("parsing the ONNX", e))?;
-        model
-            .set_input_fact(0, f32::fact(input).into())
-            .map_err(|e| tract("setting the input shape", e))?;
-        let plan = model
-            .into_optimized()
-            .map_err(|e| tract("optimising", e))?
-            .into_runnable()
-            .map_err(|e| tract("making the plan", e))?;
-        Ok(TractModel { plan, input })
-    }
-
-    /// Runs one preprocessed input (`C * H * W` floats, NCHW) and returns the flat output.
-    pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, ExportError> {
-        let tensor = tract_onnx::prelude::Tensor::from_shape(&self.input, input)
-            .map_err(|e| ExportError::Tract(format!("input tensor: {e:#}")))?;
-        let out = self
-            .plan
-            .run(tvec!(tensor.into()))
-            .map_err(|e| ExportError::Tract(format!("running: {e:#}")))?;
-        let first = out
-            .first()
-            .ok_or_else(|| ExportError::Tract("the model returned no output".into()))?;
-        let view = first
-            .to_plain_array_view::<f32>()
-            .map_err(|e| ExportError::Tract(format!("output is not f32: {e:#}")))?;
-        Ok(view.iter().copied().collect())
-    }
-}
 
 /// What the comparison of tch and tract found.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +35,7 @@ pub fn tch_logits(net: &Network, inputs: &Tensor) -> Result<Vec<Vec<f32>>, Expor
     (0..n)
         .map(|i| {
             Vec::<f32>::try_from(logits.get(i).contiguous())
-                .map_err(|e| ExportError::Tract(format!("reading tch logits: {e}")))
+                .map_err(|e| OnnxError::Tract(format!("reading tch logits: {e}")).into())
         })
         .collect()
 }
@@ -102,9 +51,9 @@ pub fn compare_with_tch(
 ) -> Result<Agreement, ExportError> {
     let size = inputs.size();
     let [n, c, h, w] = size[..] else {
-        return Err(ExportError::Tract(format!(
+        return Err(ExportError::Onnx(OnnxError::Tract(format!(
             "self-check inputs must be [N, C, H, W], got {size:?}"
-        )));
+        ))));
     };
     let shape = [1, c as usize, h as usize, w as usize];
     let model = TractModel::load(onnx, shape)?;
@@ -114,14 +63,14 @@ pub fn compare_with_tch(
     let mut worst = (0.0f32, 0usize, 0usize);
     for (i, want) in expected.iter().enumerate() {
         let x = Vec::<f32>::try_from(host.get(i as i64).contiguous().flatten(0, -1))
-            .map_err(|e| ExportError::Tract(format!("reading input {i}: {e}")))?;
+            .map_err(|e| OnnxError::Tract(format!("reading input {i}: {e}")))?;
         let got = model.run(&x)?;
         if got.len() != want.len() {
-            return Err(ExportError::Tract(format!(
+            return Err(ExportError::Onnx(OnnxError::Tract(format!(
                 "tract gave {} outputs for input {i}, libtorch {}",
                 got.len(),
                 want.len()
-            )));
+            ))));
         }
         for (k, (a, b)) in want.iter().zip(&got).enumerate() {
             let d = (a - b).abs();

@@ -1,44 +1,36 @@
-//! Export: a trained network as ONNX ([`onnx`]), checked against libtorch in tract before it
+//! Export: a trained network as ONNX ([`crate::onnx`]), checked against libtorch in tract before it
 //! is trusted ([`check`]), with self-test cases the edge replays at load ([`selftest`]).
 //!
-//! [`export_checked`] is the whole library side of `emotion-train export`: write the ONNX,
-//! compare tract with libtorch on the sample faces (fp32: max |logit difference| <=
-//! [`check::FP32_LOGIT_TOLERANCE`]), pick the self-test cases and replay them the edge's way
-//! (shared preprocessing, then tract). The command adds the manifest, signing and the bundle.
+//! The library side of `emotion-train export`, in the order the command runs it:
+//! [`sample_faces`] to check on; [`export_checked`] writes the fp32 ONNX, compares tract with
+//! libtorch on them (max |logit difference| <= [`check::FP32_LOGIT_TOLERANCE`]), picks the
+//! self-test cases and replays them the edge's way (shared preprocessing, then tract);
+//! [`int8::export_int8_checked`] does the same for an int8 model, with calibration, method
+//! choice and the accuracy gate; [`bundle`] measures the test splits, fills the manifest from
+//! the run record and writes, signs and re-opens the bundle.
 
+pub mod bundle;
 pub mod check;
-pub mod onnx;
+pub mod int8;
 pub mod selftest;
+
+use std::path::PathBuf;
 
 use emotion_shared::manifest::SelfTestCase;
 use emotion_shared::preprocess::PreprocessSpec;
 
+use crate::data::{FaceSet, Split};
 use crate::model::graph::Network;
+use crate::onnx::{self, OnnxError};
 use check::Agreement;
 use selftest::SampleFace;
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// A graph construct the ONNX writer does not handle.
-    #[error("cannot export node `{node}` to ONNX: {reason}")]
-    Unsupported {
-        /// Graph node name.
-        node: String,
-        /// What is not supported.
-        reason: String,
-    },
-    /// A node's parameters are missing or unreadable.
-    #[error("node `{node}` {reason}")]
-    Params {
-        /// Graph node name.
-        node: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// tract could not load, optimise or run the written model.
-    #[error("tract cannot run the exported ONNX: {0}")]
-    Tract(String),
+    /// Writing the ONNX, or running it in tract, failed.
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
     /// tract and libtorch disagree.
     #[error(
         "the exported ONNX does not reproduce libtorch: max |logit difference| {max_abs_diff:.3e} > \
@@ -64,6 +56,50 @@ pub enum ExportError {
     /// The sample faces do not make a usable self-test.
     #[error("self-test: {0}")]
     SelfTest(String),
+}
+
+/// Tolerance of the fp32 self-test cases in the manifest (logits): the edge's preprocessing
+/// and tract against libtorch's.
+pub const SELF_TEST_TOLERANCE: f32 = 1e-3;
+/// Sample faces the export is checked on (self-test cases are picked from them).
+pub const SAMPLE_FACES: usize = 24;
+
+/// The data set an export is measured on (`--data`): its path and its faces.
+#[derive(Debug)]
+pub struct ExportData {
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// The faces.
+    pub set: FaceSet,
+}
+
+impl ExportData {
+    /// Lower-case file stem of the data path, for split names such as `fer2013-private-test`.
+    pub fn stem(&self) -> String {
+        self.path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("data")
+            .to_ascii_lowercase()
+    }
+}
+
+/// The [`SAMPLE_FACES`] faces an export is checked on: PrivateTest images of `data`, or drawn
+/// faces without data (or when it has no PrivateTest split).
+pub fn sample_faces(data: Option<&ExportData>) -> Vec<SampleFace> {
+    match data {
+        Some(d) if !d.set.indices(Split::PrivateTest).is_empty() => {
+            selftest::from_face_set(&d.set, Split::PrivateTest, SAMPLE_FACES)
+        }
+        Some(d) => {
+            tracing::warn!(
+                "{} has no PrivateTest images: using drawn faces for the self-tests",
+                d.path.display()
+            );
+            selftest::synthetic(SAMPLE_FACES, 7)
+        }
+        None => selftest::synthetic(SAMPLE_FACES, 7),
+    }
 }
 
 /// A written and checked export.

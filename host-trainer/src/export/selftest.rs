@@ -9,8 +9,8 @@ use emotion_shared::{Emotion, NUM_CLASSES};
 use tch::{Kind, Tensor};
 
 use super::ExportError;
-use super::check::TractModel;
 use crate::data::{FER_SIZE, FaceSet, Split};
+use crate::onnx::tract::TractModel;
 use crate::preprocess::model_input;
 
 /// A raw face crop to check the export on and to draw self-test cases from.
@@ -180,7 +180,7 @@ pub fn edge_outputs(
             let x = spec
                 .preprocess(crop)
                 .map_err(|e| ExportError::SelfTest(format!("`{}` preprocessing: {e}", s.name)))?;
-            model.run(&x)
+            Ok(model.run(&x)?)
         })
         .collect()
 }

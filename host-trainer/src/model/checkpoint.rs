@@ -64,27 +64,20 @@ pub enum CheckpointError {
 
 impl ModelMeta {
     /// `arch` at its default input size with its default head, the seven emotions and the
-    /// preprocessing that goes with its input (VGGFace2's for colour, the compact grey one
-    /// otherwise).
-    pub fn for_arch(arch: super::Arch) -> ModelMeta {
+    /// preprocessing that goes with it ([`Arch::preprocess_at`]).
+    pub fn for_arch(arch: Arch) -> ModelMeta {
         Self::for_arch_at(arch, arch.default_input())
     }
 
     /// [`ModelMeta::for_arch`] at another input size.
-    pub fn for_arch_at(arch: super::Arch, input: super::graph::Shape) -> ModelMeta {
+    pub fn for_arch_at(arch: Arch, input: Shape) -> ModelMeta {
         let (w, h) = (input.w as u32, input.h as u32);
         ModelMeta {
             arch: arch.to_string(),
             input,
             head: arch.default_head(),
             classes: emotion_shared::NUM_CLASSES as i64,
-            preprocess: if arch == super::Arch::DlibResnet29 {
-                emotion_shared::preprocess::PreprocessSpec::dlib_resnet_at(w, h)
-            } else if input.c == 3 {
-                emotion_shared::preprocess::PreprocessSpec::vggface2_resnet50_at(w, h)
-            } else {
-                emotion_shared::preprocess::PreprocessSpec::compact_grey(w, h)
-            },
+            preprocess: arch.preprocess_at(w, h),
             backbone_weights: None,
         }
     }
@@ -131,6 +124,19 @@ pub fn meta_path_for(weights: &Path) -> PathBuf {
         .parent()
         .unwrap_or(Path::new("."))
         .join("model.json")
+}
+
+/// The training run folder of a checkpoint argument: the folder itself, or the folder of a
+/// `.safetensors` file (where its `model.json`, `train.json` and `history.json` are).
+pub fn run_dir_of(checkpoint: &Path) -> PathBuf {
+    if checkpoint.is_dir() {
+        checkpoint.to_path_buf()
+    } else {
+        meta_path_for(checkpoint)
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
 }
 
 /// Loads a checkpoint: a `.safetensors` file (with `model.json` beside it) or a training

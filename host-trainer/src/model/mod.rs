@@ -18,6 +18,7 @@ pub mod vggface2_resnet50;
 use std::fmt;
 use std::str::FromStr;
 
+use emotion_shared::preprocess::PreprocessSpec;
 use graph::{Graph, Shape};
 use head::HeadSpec;
 
@@ -56,6 +57,17 @@ impl Arch {
                 w: 150,
             },
             Arch::MiniXception | Arch::MobileNetV2 { .. } => Shape { c: 1, h: 48, w: 48 },
+        }
+    }
+
+    /// The preprocessing contract of this architecture at a `w` x `h` input: dlib's for
+    /// `dlib-resnet29`, VGGFace2's (BGR, mean subtracted) for `vggface2-resnet50`, the compact
+    /// grey one for the edge models. The one place this choice is made.
+    pub fn preprocess_at(self, w: u32, h: u32) -> PreprocessSpec {
+        match self {
+            Arch::DlibResnet29 => PreprocessSpec::dlib_resnet_at(w, h),
+            Arch::VggFace2Resnet50 => PreprocessSpec::vggface2_resnet50_at(w, h),
+            Arch::MiniXception | Arch::MobileNetV2 { .. } => PreprocessSpec::compact_grey(w, h),
         }
     }
 
@@ -150,6 +162,32 @@ mod tests {
             assert_eq!(a.to_string().parse::<Arch>(), Ok(a));
         }
         assert!("vgg16".parse::<Arch>().is_err());
+    }
+
+    #[test]
+    fn each_architecture_has_its_preprocessing() {
+        for (arch, spec) in [
+            (
+                Arch::VggFace2Resnet50,
+                PreprocessSpec::vggface2_resnet50_at(224, 224),
+            ),
+            (Arch::DlibResnet29, PreprocessSpec::dlib_resnet_at(150, 150)),
+            (Arch::MiniXception, PreprocessSpec::compact_grey(48, 48)),
+            (
+                Arch::MobileNetV2 { width: 0.35 },
+                PreprocessSpec::compact_grey(48, 48),
+            ),
+        ] {
+            let input = arch.default_input();
+            let got = arch.preprocess_at(input.w as u32, input.h as u32);
+            assert_eq!(got, spec, "{arch}");
+            let [_, c, h, w] = got.input_shape();
+            assert_eq!(
+                (c as i64, h as i64, w as i64),
+                (input.c, input.h, input.w),
+                "{arch}: the preprocessing feeds the graph's input"
+            );
+        }
     }
 
     #[test]

@@ -4,18 +4,14 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::{Device, Kind, Tensor};
 
-use crate::export::ExportError;
-use crate::export::check::TractModel;
+use crate::onnx::OnnxError;
+use crate::onnx::tract::TractModel;
 
 /// tract's outputs for every row of `inputs` (`[N, C, H, W]`, preprocessed).
-pub fn tract_outputs(
-    onnx: &[u8],
-    inputs: &Tensor,
-    what: &str,
-) -> Result<Vec<Vec<f32>>, ExportError> {
+pub fn tract_outputs(onnx: &[u8], inputs: &Tensor, what: &str) -> Result<Vec<Vec<f32>>, OnnxError> {
     let size = inputs.size();
     let [n, c, h, w] = size[..] else {
-        return Err(ExportError::Tract(format!(
+        return Err(OnnxError::Tract(format!(
             "inputs must be [N, C, H, W], got {size:?}"
         )));
     };
@@ -29,7 +25,7 @@ pub fn tract_outputs(
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
         let x = Vec::<f32>::try_from(host.get(i).contiguous().flatten(0, -1))
-            .map_err(|e| ExportError::Tract(format!("reading input {i}: {e}")))?;
+            .map_err(|e| OnnxError::Tract(format!("reading input {i}: {e}")))?;
         out.push(model.run(&x)?);
         bar.inc(1);
     }

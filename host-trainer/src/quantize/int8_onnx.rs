@@ -9,12 +9,11 @@ use tract_onnx::pb::tensor_proto::DataType;
 
 use super::plan::{ConvStep, FusedActivation, QuantPlan};
 use super::{QParams, QuantError, WeightScales};
-use crate::export::ExportError;
-use crate::export::onnx::{
-    Builder, INPUT_NAME, OUTPUT_NAME, float_op, folded_conv, int, ints, model_proto, param,
-    rank_of, values,
-};
 use crate::model::graph::{Graph, Network, Op};
+use crate::onnx::builder::{
+    Builder, float_op, folded_conv, int, ints, model_proto, param, rank_of, values,
+};
+use crate::onnx::{INPUT_NAME, OUTPUT_NAME, OnnxError};
 
 /// Writes `net` as an int8 ONNX model with activation `ranges` (per node, from
 /// [`super::calibrate::Calibration::ranges`]) and weight scales `weights`.
@@ -96,7 +95,7 @@ impl<'a> Writer<'a> {
     }
 
     fn unsupported(&self, i: usize, reason: &str) -> QuantError {
-        ExportError::Unsupported {
+        OnnxError::Unsupported {
             node: self.name(i).to_string(),
             reason: reason.to_string(),
         }

@@ -122,9 +122,9 @@ pub enum QuantError {
     /// A value the int8 model needs a range for was never observed.
     #[error("no calibrated range for `{0}` (calibration did not reach it)")]
     NoRange(String),
-    /// Writing or checking the ONNX failed.
+    /// Writing or running the ONNX failed.
     #[error(transparent)]
-    Export(#[from] crate::export::ExportError),
+    Onnx(#[from] crate::onnx::OnnxError),
 }
 
 #[cfg(test)]

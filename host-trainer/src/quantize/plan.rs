@@ -5,8 +5,8 @@
 //! `QLinearConv` produces the activation's output directly. Ranges are needed for every
 //! convolution's input and result, and for each linear layer's input and (pre-bias) output.
 
-use crate::export::onnx::{batch_norm_folds, consumers};
 use crate::model::graph::{Graph, Op};
+use crate::onnx::builder::{batch_norm_folds, consumers};
 
 /// An activation absorbed into a convolution's output range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

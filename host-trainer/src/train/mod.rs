@@ -2,29 +2,33 @@
 //! a named block, with class balancing, label smoothing or soft targets, AdamW or SGD, a
 //! cosine schedule with warm-up, gradient clipping, per-epoch validation on PublicTest,
 //! best/last checkpoints, resume and early stopping on validation macro-F1.
+//!
+//! The loop is [`Trainer`] ([`trainer`]); what a run did so far is its [`RunRecord`]
+//! (`train.json`, [`record`]), written after every epoch and read by `--resume` and `export`.
 
 pub mod balance;
 pub mod history;
 pub mod optim;
+pub mod record;
+pub mod trainer;
+
+pub use record::{RecordError, RunRecord};
+pub use trainer::Trainer;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use emotion_shared::NUM_CLASSES;
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
-use crate::data::augment::Augment;
+use crate::data::FaceSet;
 use crate::data::tensors::SplitTensors;
-use crate::data::{FaceSet, Split};
 use crate::eval::metrics::{Confusion, Metrics};
-use crate::eval::predict::{self, Predictions};
-use crate::model::checkpoint::{self, LoadedModel};
+use crate::eval::predict::Predictions;
+use crate::model::checkpoint::LoadedModel;
 use balance::{Balance, ClassWeighting};
-use history::{EpochRecord, History};
-use optim::{Optimizer, OptimizerKind};
+use optim::OptimizerKind;
 
 /// Feature extraction or fine-tuning (`--mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -37,7 +41,7 @@ pub enum Mode {
 }
 
 /// Everything that shapes a training run (saved in `train.json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Feature extraction or fine-tuning.
     pub mode: Mode,
@@ -143,6 +147,9 @@ pub enum TrainError {
     /// The configuration does not fit the model or data.
     #[error("{0}")]
     Config(String),
+    /// The run record (`train.json`) could not be read or written.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// Reading or writing the output folder failed.
     #[error("{path}: {reason}")]
     Io {
@@ -153,18 +160,8 @@ pub enum TrainError {
     },
 }
 
-/// Saved beside the checkpoints; read back by `--resume`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct TrainState {
-    config: TrainConfig,
-    epochs_done: usize,
-    best_epoch: usize,
-    best_macro_f1: f64,
-    data_hash: String,
-}
-
 /// Trains `model` on `data` (Training split; PublicTest for validation) and writes
-/// checkpoints, `history.csv`/`history.json` and `train.json` into `out`.
+/// checkpoints, `history.csv`/`history.json` and the [`RunRecord`] (`train.json`) into `out`.
 pub fn train(
     model: &mut LoadedModel,
     data: &FaceSet,
@@ -186,363 +183,7 @@ pub fn train_with(
     resume: bool,
     teacher: Option<&LoadedModel>,
 ) -> Result<TrainSummary, TrainError> {
-    let io = |path: &Path, e: &dyn std::fmt::Display| TrainError::Io {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    std::fs::create_dir_all(out).map_err(|e| io(out, &e))?;
-    tch::manual_seed(cfg.seed as i64);
-    let device = model.vs.device();
-
-    let train_set = SplitTensors::new(data, Split::Training, device);
-    let val_set = SplitTensors::new(data, Split::PublicTest, device);
-    if train_set.is_empty() {
-        return Err(TrainError::Config(
-            "the data set has no Training images".into(),
-        ));
-    }
-    if val_set.is_empty() {
-        return Err(TrainError::Config(
-            "the data set has no PublicTest (validation) images: model selection needs them".into(),
-        ));
-    }
-    let counts = data.class_counts(Split::Training);
-    let class_weights = match cfg.balance {
-        Balance::Weights => Some(
-            Tensor::from_slice(&balance::class_weights(&counts, cfg.class_weighting))
-                .to_kind(Kind::Float)
-                .to_device(device),
-        ),
-        _ => None,
-    };
-    let sampler = (cfg.balance == Balance::Sampler).then(|| {
-        Tensor::from_slice(&balance::sampler_weights(&train_set.host_labels, &counts))
-            .to_kind(Kind::Float)
-            .to_device(device)
-    });
-
-    // Which blocks train.
-    let arch = model.meta.arch().map_err(TrainError::Config)?;
-    let head_block = model
-        .net
-        .graph
-        .block_index("head")
-        .ok_or_else(|| TrainError::Config("the model has no head block".into()))?;
-    let first_trainable = match (cfg.mode, &cfg.unfreeze_from) {
-        (Mode::FeatureExtract, _) => Some(head_block),
-        (Mode::Finetune, Some(name)) => Some(
-            arch.resolve_block(&model.net.graph, name)
-                .map_err(TrainError::Config)?,
-        ),
-        (Mode::Finetune, None) => None,
-    };
-    model.net.freeze_before(first_trainable);
-    let trainable_params = model.net.trainable_params();
-    let total_params = model.net.graph.params();
-    let input = model.net.graph.input_shape();
-    tracing::info!(
-        "{arch} at {}x{}x{}: {total_params} parameters, {:.1} M multiply-accumulates per image; \
-         {trainable_params} trainable ({:?}{})",
-        input.c,
-        input.h,
-        input.w,
-        model.net.graph.macs() as f64 / 1e6,
-        cfg.mode,
-        cfg.unfreeze_from
-            .as_ref()
-            .map(|b| format!(" from {b}"))
-            .unwrap_or_default()
-    );
-
-    let (backbone, head) = model.net.trainable_groups();
-    let backbone_scale = if model.meta.backbone_weights.is_some() {
-        cfg.backbone_lr_scale
-    } else {
-        1.0
-    };
-    let mut opt = Optimizer::new(
-        cfg.optimizer,
-        vec![(backbone, backbone_scale), (head, 1.0)],
-        cfg.weight_decay,
-    );
-
-    // Resume.
-    let state_path = out.join("train.json");
-    let data_hash = data.content_hash();
-    let mut history = History::default();
-    let mut start_epoch = 0;
-    let mut best_epoch = 0;
-    let mut best_f1 = f64::NEG_INFINITY;
-    if resume {
-        let bytes = std::fs::read(&state_path).map_err(|e| io(&state_path, &e))?;
-        let state: TrainState = serde_json::from_slice(&bytes).map_err(|e| io(&state_path, &e))?;
-        if state.data_hash != data_hash {
-            return Err(TrainError::Config(format!(
-                "--resume: {} was trained on other data (hash {}), this is {}",
-                out.display(),
-                &state.data_hash[..12],
-                &data_hash[..12]
-            )));
-        }
-        let last = out.join("last.safetensors");
-        model.vs.load(&last).map_err(|e| io(&last, &e))?;
-        let opt_path = out.join("optimizer.safetensors");
-        let saved = Tensor::read_safetensors(&opt_path).map_err(|e| io(&opt_path, &e))?;
-        opt.load_state(&saved).map_err(|e| io(&opt_path, &e))?;
-        history = History::load(&out.join("history.json")).map_err(|e| io(out, &e))?;
-        start_epoch = state.epochs_done;
-        best_epoch = state.best_epoch;
-        best_f1 = state.best_macro_f1;
-        tch::manual_seed(cfg.seed as i64 + start_epoch as i64);
-        tracing::info!("resuming after epoch {start_epoch} (best so far: epoch {best_epoch})");
-    }
-
-    // Feature extraction: run the frozen backbone once over both splits.
-    let cached = if cfg.mode == Mode::FeatureExtract {
-        let spec = &model.meta.preprocess;
-        let t0 = Instant::now();
-        let train_f = predict::features(&model.net, spec, &train_set, cfg.batch_size.max(64));
-        let val_f = predict::features(&model.net, spec, &val_set, cfg.batch_size.max(64));
-        tracing::info!(
-            "features of {} images computed once in {:.1} s",
-            train_set.len() + val_set.len(),
-            t0.elapsed().as_secs_f64()
-        );
-        Some((train_f, val_f))
-    } else {
-        None
-    };
-
-    if cfg.distill.is_some() != teacher.is_some() {
-        return Err(TrainError::Config(
-            "distillation needs both its settings and a teacher".into(),
-        ));
-    }
-    if cfg.qat_epochs > 0 && cfg.mode == Mode::FeatureExtract {
-        return Err(TrainError::Config(
-            "quantization-aware training needs --mode finetune (the backbone's convolutions \
-             are what it adapts)"
-                .into(),
-        ));
-    }
-    // The teacher's logits: on the fly when it sees the same input as the student, otherwise
-    // cached for the un-augmented training images.
-    let teacher_cached = match teacher {
-        Some(t) if t.meta.preprocess != model.meta.preprocess || cached.is_some() => {
-            let pred = predict::predict(
-                &t.net,
-                &t.meta.preprocess,
-                &SplitTensors::new(data, Split::Training, t.vs.device()),
-                cfg.batch_size.max(64),
-                false,
-            );
-            tracing::info!(
-                "teacher logits cached for {} un-augmented training images",
-                train_set.len()
-            );
-            Some(pred.probs.clamp_min(1e-12).log().to_device(device))
-        }
-        _ => None,
-    };
-    let qat_start = cfg.epochs.saturating_sub(cfg.qat_epochs);
-    let mut fake_quant: Option<crate::quantize::qat::FakeQuant> = None;
-
-    let n = train_set.len() as i64;
-    let bs = cfg.batch_size.max(1) as i64;
-    let steps_per_epoch = ((n + bs - 1) / bs) as usize;
-    let total_steps = steps_per_epoch * cfg.epochs;
-    let warmup = (cfg.warmup_epochs * steps_per_epoch as f64) as usize;
-    let augment = if cfg.augment && cfg.mode == Mode::Finetune {
-        Augment::default()
-    } else {
-        Augment::none()
-    };
-    let use_amp = cfg.amp && device.is_cuda();
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed.wrapping_add(start_epoch as u64));
-    let mut stopped_early = false;
-
-    for epoch in start_epoch..cfg.epochs {
-        if cfg.qat_epochs > 0 && epoch >= qat_start && fake_quant.is_none() {
-            fake_quant = Some(start_qat(model, &train_set, cfg)?);
-            tracing::info!(
-                "quantization-aware training from epoch {} on (per-tensor int8 weights, u8 \
-                 activations, batch norm folded and frozen)",
-                epoch + 1
-            );
-        }
-        let t0 = Instant::now();
-        let order = match &sampler {
-            Some(w) => w.multinomial(n, true),
-            None => Tensor::randperm(n, (Kind::Int64, device)),
-        };
-        let bar = progress(
-            steps_per_epoch as u64,
-            &format!("epoch {}/{}", epoch + 1, cfg.epochs),
-        );
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0i64);
-        let mut lr = cfg.lr;
-        for step in 0..steps_per_epoch {
-            let idx = order.narrow(0, step as i64 * bs, bs.min(n - step as i64 * bs));
-            let global = epoch * steps_per_epoch + step;
-            lr = optim::cosine_lr(cfg.lr, global, warmup, total_steps);
-            let labels = train_set.labels.index_select(0, &idx);
-            let soft = train_set.soft.as_ref().map(|s| s.index_select(0, &idx));
-            let mut batch_input = None;
-            let logits = tch::autocast(use_amp, || match &cached {
-                Some((train_f, _)) => model.net.head_t(&train_f.index_select(0, &idx), true),
-                None => {
-                    let x = crate::preprocess::augmented_input(
-                        &train_set.gather(&idx),
-                        &model.meta.preprocess,
-                        &augment,
-                        &mut rng,
-                    );
-                    let y = match fake_quant.as_mut() {
-                        Some(fq) => model.net.forward_hooked(&x, true, fq),
-                        None => model.net.forward_t(&x, true),
-                    };
-                    batch_input = Some(x);
-                    y
-                }
-            })
-            .to_kind(Kind::Float);
-            let hard = loss_fn(
-                &logits,
-                &labels,
-                soft.as_ref(),
-                class_weights.as_ref(),
-                cfg.label_smoothing,
-            );
-            let loss = match (&cfg.distill, teacher) {
-                (Some(d), Some(t)) => {
-                    let t_logits = match (&teacher_cached, &batch_input) {
-                        (Some(all), _) => all.index_select(0, &idx),
-                        (None, Some(x)) => tch::no_grad(|| t.net.forward_t(x, false)),
-                        (None, None) => {
-                            return Err(TrainError::Config(
-                                "no teacher logits for this batch".into(),
-                            ));
-                        }
-                    };
-                    distill_loss(&logits, &t_logits.to_kind(Kind::Float), &hard, d)
-                }
-                _ => hard,
-            };
-            opt.zero_grad();
-            loss.backward();
-            if cfg.clip_norm > 0.0 {
-                opt.clip_grad_norm(cfg.clip_norm);
-            }
-            opt.step(lr);
-            let b = idx.size()[0];
-            loss_sum += f64::try_from(&loss).unwrap_or(f64::NAN) * b as f64;
-            correct += i64::try_from(logits.argmax(1, false).eq_tensor(&labels).sum(Kind::Int64))
-                .unwrap_or(0);
-            seen += b;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let train_secs = t0.elapsed().as_secs_f64();
-
-        let val_pred = match &cached {
-            Some((_, val_f)) => predict::from_features(&model.net, val_f, cfg.batch_size.max(64)),
-            None => predict::predict(
-                &model.net,
-                &model.meta.preprocess,
-                &val_set,
-                cfg.batch_size.max(64),
-                false,
-            ),
-        };
-        let val = metrics_of(&val_set, &val_pred);
-        let record = EpochRecord {
-            epoch: epoch + 1,
-            lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
-            val_accuracy: val.accuracy,
-            val_macro_f1: val.macro_f1,
-            images_per_second: seen as f64 / train_secs.max(1e-9),
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        tracing::info!("{}", record.line());
-        history.epochs.push(record);
-
-        let last = out.join("last.safetensors");
-        checkpoint::save(model, &last).map_err(|e| io(&last, &e))?;
-        let improved = val.macro_f1 > best_f1;
-        if improved {
-            best_f1 = val.macro_f1;
-            best_epoch = epoch + 1;
-            std::fs::copy(&last, out.join("best.safetensors")).map_err(|e| io(out, &e))?;
-        }
-        let opt_path = out.join("optimizer.safetensors");
-        Tensor::write_safetensors(&opt.state(), &opt_path).map_err(|e| io(&opt_path, &e))?;
-        history.save(out).map_err(|e| io(out, &e))?;
-        let state = TrainState {
-            config: cfg.clone(),
-            epochs_done: epoch + 1,
-            best_epoch,
-            best_macro_f1: best_f1,
-            data_hash: data_hash.clone(),
-        };
-        let json = serde_json::to_vec_pretty(&state).map_err(|e| io(&state_path, &e))?;
-        std::fs::write(&state_path, json).map_err(|e| io(&state_path, &e))?;
-
-        if cfg.patience > 0 && epoch + 1 - best_epoch >= cfg.patience {
-            tracing::info!(
-                "early stop: no better validation macro-F1 for {} epochs",
-                cfg.patience
-            );
-            stopped_early = true;
-            break;
-        }
-    }
-
-    // Reload the best weights for the summary and for whatever comes next.
-    let best = out.join("best.safetensors");
-    model.vs.load(&best).map_err(|e| io(&best, &e))?;
-    let val_pred = predict::predict(
-        &model.net,
-        &model.meta.preprocess,
-        &val_set,
-        cfg.batch_size.max(64),
-        false,
-    );
-    let best_val = metrics_of(&val_set, &val_pred);
-    warn_if_collapsed(&best_val);
-    Ok(TrainSummary {
-        best_epoch,
-        best_val,
-        epochs_run: history.epochs.len(),
-        stopped_early,
-        trainable_params,
-        total_params,
-        best_checkpoint: best,
-    })
-}
-
-/// Calibrates activation ranges on up to 512 un-augmented training images and returns the
-/// fake-quantization hook for quantization-aware training.
-fn start_qat(
-    model: &LoadedModel,
-    train_set: &SplitTensors,
-    cfg: &TrainConfig,
-) -> Result<crate::quantize::qat::FakeQuant, TrainError> {
-    use crate::quantize::RangeMethod;
-    use crate::quantize::calibrate::Calibration;
-    use crate::quantize::plan::QuantPlan;
-    let n = train_set.len() as i64;
-    let take = n.min(512);
-    let idx = Tensor::arange(take, (Kind::Int64, train_set.images.device())) * (n / take.max(1));
-    let x = crate::preprocess::model_input(&train_set.gather(&idx), &model.meta.preprocess);
-    let plan = QuantPlan::new(&model.net.graph);
-    let calibration = Calibration::collect(&model.net, &plan, &x, cfg.batch_size.max(64))
-        .map_err(|e| TrainError::Config(format!("calibrating for QAT: {e}")))?;
-    Ok(crate::quantize::qat::FakeQuant::new(
-        &model.net,
-        &calibration.ranges(RangeMethod::Percentile(99.99)),
-    ))
+    Trainer::new(model, data, cfg, out, resume, teacher)?.run()
 }
 
 /// The distillation loss: `alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * hard`.

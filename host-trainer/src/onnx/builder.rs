@@ -1,50 +1,14 @@
-//! ONNX writer: a [`Graph`] and its trained parameters as an ONNX model (IR version 8,
-//! opset 13, the combination both tract 0.23 and onnxruntime load), built from tract's public
-//! protobuf types (`tract_onnx::pb`) and encoded with prost.
-//!
-//! The model has one input `[1, C, H, W]` named [`INPUT_NAME`] and one output `[1, classes]`
-//! named [`OUTPUT_NAME`] (logits); the batch is fixed at 1 and no intermediate `value_info` is
-//! written (tract fails to unify a symbolic batch stored there). Node by node:
-//!
-//! | graph op        | ONNX                                                                |
-//! |-----------------|---------------------------------------------------------------------|
-//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias |
-//! | `BatchNorm`     | folded into the preceding `Conv` when that convolution feeds nothing else; otherwise `Mul` + `Add` per channel |
-//! | `Affine`        | `Mul` + `Add` per channel                                            |
-//! | `Relu`, `Relu6` | `Relu`; `Clip` with `min` 0 and `max` 6 as inputs (opset 13)         |
-//! | `MaxPool`       | `MaxPool` with `pads` (padding counts as -inf, as in libtorch)       |
-//! | `AvgPool`       | `AveragePool` without padding                                        |
-//! | `Add`           | `Add`                                                                |
-//! | `GlobalAvgPool` | `GlobalAveragePool` + `Flatten(axis 1)`                              |
-//! | `Linear`        | `Gemm(transB = 1)`                                                   |
-//! | `Dropout`       | nothing (identity at inference)                                      |
-//!
-//! Batch-norm folding is computed in `f64` from the evaluation-mode statistics:
-//! `s = gamma / sqrt(running_var + eps)`, `W' = W * s` per output channel and
-//! `b' = (b - running_mean) * s + beta`.
+//! The ONNX graph under construction ([`Builder`]) and the protobuf helpers both writers use:
+//! attributes, initializers, parameters read from a [`Network`] (with batch norms folded into
+//! the convolutions that feed them), the float form of weightless operations, and the model
+//! around the graph. The fp32 writer ([`super::fp32`]) and the int8 writer
+//! (`crate::quantize::int8_onnx`) both build on it.
 
-use prost::Message as _;
 use tch::{Device, Kind, Tensor};
 use tract_onnx::pb;
 
-use super::ExportError;
-use crate::model::graph::{Graph, Network, Op};
-
-/// Name of the model input in the ONNX graph.
-pub const INPUT_NAME: &str = "input";
-/// Name of the model output (logits) in the ONNX graph.
-pub const OUTPUT_NAME: &str = "logits";
-/// ONNX IR version written.
-pub const IR_VERSION: i64 = 8;
-/// Opset of the default domain written.
-pub const OPSET: i64 = 13;
-
-/// Writes `net` (evaluation mode: batch norm with running statistics, no dropout) as ONNX
-/// bytes. `producer_version` goes into the model's `producer_version` field.
-pub fn to_onnx(net: &Network, producer_version: &str) -> Result<Vec<u8>, ExportError> {
-    let model = tch::no_grad(|| build_model(net, producer_version))?;
-    Ok(model.encode_to_vec())
-}
+use super::{INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, OnnxError};
+use crate::model::graph::{Graph, Network, Node, Op};
 
 /// Rank of a graph value in the ONNX model: 4 (`[1, C, H, W]`) or 2 (`[1, C]`).
 pub(crate) fn rank_of(graph: &Graph, ranks: &[usize], i: usize) -> usize {
@@ -78,6 +42,7 @@ pub(crate) struct Builder {
 }
 
 impl Builder {
+    /// Appends a node `op` named `name` reading `inputs` and writing `output`.
     pub(crate) fn node(
         &mut self,
         op: &str,
@@ -96,6 +61,7 @@ impl Builder {
         });
     }
 
+    /// A float initializer of shape `dims`.
     pub(crate) fn constant(&mut self, name: &str, dims: &[i64], values: Vec<f32>) {
         self.initializers.push(pb::TensorProto {
             name: name.to_string(),
@@ -135,6 +101,7 @@ impl Builder {
     }
 }
 
+/// An integer-list attribute.
 pub(crate) fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
@@ -144,6 +111,7 @@ pub(crate) fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
     }
 }
 
+/// An integer attribute.
 pub(crate) fn int(name: &str, value: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
@@ -153,6 +121,7 @@ pub(crate) fn int(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
+/// A float tensor value of fixed shape `dims` (graph input or output).
 pub(crate) fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
     pb::ValueInfoProto {
         name: name.into(),
@@ -176,20 +145,21 @@ pub(crate) fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
 }
 
 /// A parameter tensor of node `i` as `f64` on the CPU.
-pub(crate) fn param(net: &Network, i: usize, k: usize, what: &str) -> Result<Tensor, ExportError> {
+pub(crate) fn param(net: &Network, i: usize, k: usize, what: &str) -> Result<Tensor, OnnxError> {
     net.params
         .get(i)
         .and_then(|p| p.get(k))
         .map(|t| t.detach().to_device(Device::Cpu).to_kind(Kind::Double))
-        .ok_or_else(|| ExportError::Params {
+        .ok_or_else(|| OnnxError::Params {
             node: net.graph.nodes[i].name.clone(),
             reason: format!("has no {what} tensor"),
         })
 }
 
-pub(crate) fn values(t: &Tensor, node: &str) -> Result<Vec<f32>, ExportError> {
+/// The values of `t` as flat `f32` (for an initializer of node `node`).
+pub(crate) fn values(t: &Tensor, node: &str) -> Result<Vec<f32>, OnnxError> {
     Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().flatten(0, -1)).map_err(|e| {
-        ExportError::Params {
+        OnnxError::Params {
             node: node.to_string(),
             reason: format!("cannot read parameter values: {e}"),
         }
@@ -201,7 +171,7 @@ pub(crate) fn bn_scale_shift(
     net: &Network,
     i: usize,
     eps: f64,
-) -> Result<(Tensor, Tensor), ExportError> {
+) -> Result<(Tensor, Tensor), OnnxError> {
     let gamma = param(net, i, 0, "weight")?;
     let beta = param(net, i, 1, "bias")?;
     let mean = param(net, i, 2, "running_mean")?;
@@ -235,9 +205,9 @@ pub(crate) fn folded_conv(
     net: &Network,
     i: usize,
     fold: Option<usize>,
-) -> Result<(Tensor, Tensor), ExportError> {
+) -> Result<(Tensor, Tensor), OnnxError> {
     let Op::Conv { out, bias, .. } = net.graph.nodes[i].op else {
-        return Err(ExportError::Unsupported {
+        return Err(OnnxError::Unsupported {
             node: net.graph.nodes[i].name.clone(),
             reason: "not a convolution".into(),
         });
@@ -251,7 +221,7 @@ pub(crate) fn folded_conv(
     match fold {
         Some(bn) => {
             let Op::BatchNorm { eps } = net.graph.nodes[bn].op else {
-                return Err(ExportError::Unsupported {
+                return Err(OnnxError::Unsupported {
                     node: net.graph.nodes[bn].name.clone(),
                     reason: "folding target is not a batch norm".into(),
                 });
@@ -261,153 +231,6 @@ pub(crate) fn folded_conv(
         }
         None => Ok((w, b)),
     }
-}
-
-fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, ExportError> {
-    let graph = &net.graph;
-    let n = graph.nodes.len();
-    let unsupported = |i: usize, reason: &str| ExportError::Unsupported {
-        node: graph.nodes[i].name.clone(),
-        reason: reason.to_string(),
-    };
-    let fold_into = batch_norm_folds(graph);
-    let folded: Vec<bool> = {
-        let mut f = vec![false; n];
-        for bn in fold_into.iter().flatten() {
-            f[*bn] = true;
-        }
-        f
-    };
-
-    let mut ranks = vec![4usize; n];
-    // The ONNX value holding each node's output.
-    let mut value: Vec<String> = vec![String::new(); n];
-    let out_name = |i: usize| -> String {
-        if i == graph.output {
-            OUTPUT_NAME.to_string()
-        } else {
-            graph.nodes[i].name.clone()
-        }
-    };
-    let mut b = Builder::default();
-
-    for i in 0..=graph.output {
-        let node = &graph.nodes[i];
-        ranks[i] = rank_of(graph, &ranks, i);
-        let input = |k: usize| -> Result<String, ExportError> {
-            node.inputs
-                .get(k)
-                .map(|&j| value[j].clone())
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| unsupported(i, &format!("input {k} is missing or not computed")))
-        };
-        let name = &node.name;
-        match &node.op {
-            Op::Input => {
-                if i != 0 {
-                    return Err(unsupported(i, "a second input node"));
-                }
-                value[i] = INPUT_NAME.to_string();
-            }
-            Op::Conv {
-                out,
-                kernel,
-                stride,
-                pad,
-                groups,
-                ..
-            } => {
-                if ranks[i] != 4 {
-                    return Err(unsupported(i, "convolution of a flattened value"));
-                }
-                // With a folded batch norm the convolution produces the batch norm's output.
-                let (w, bvec) = folded_conv(net, i, fold_into[i])?;
-                let result = fold_into[i].unwrap_or(i);
-                let (wn, bn_name) = (format!("{name}.weight"), format!("{name}.bias"));
-                b.constant(&wn, &w.size(), values(&w, name)?);
-                b.constant(&bn_name, &[*out], values(&bvec, name)?);
-                let out_value = out_name(result);
-                let x = input(0)?;
-                b.node(
-                    "Conv",
-                    name,
-                    &[&x, &wn, &bn_name],
-                    &out_value,
-                    vec![
-                        ints("kernel_shape", kernel),
-                        ints("strides", &[*stride, *stride]),
-                        ints("pads", pad),
-                        ints("dilations", &[1, 1]),
-                        int("group", *groups),
-                    ],
-                );
-                value[i] = out_value.clone();
-                if result != i {
-                    ranks[result] = 4;
-                    value[result] = out_value;
-                }
-            }
-            Op::BatchNorm { .. } if folded[i] => {
-                // Emitted with its convolution.
-                if value[i].is_empty() {
-                    return Err(unsupported(i, "folded batch norm before its convolution"));
-                }
-            }
-            Op::BatchNorm { .. }
-            | Op::Affine
-            | Op::Relu
-            | Op::Relu6
-            | Op::MaxPool { .. }
-            | Op::AvgPool { .. }
-            | Op::AddPadded
-            | Op::Add
-            | Op::GlobalAvgPool => {
-                let inputs = (0..node.inputs.len())
-                    .map(input)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let v = out_name(i);
-                float_op(&mut b, net, i, ranks[i], &inputs, &v)?;
-                value[i] = v;
-            }
-            Op::Linear { out } => {
-                let in_rank = node.inputs.first().map_or(4, |&j| ranks[j]);
-                if in_rank != 2 {
-                    return Err(unsupported(i, "a linear layer on an unflattened value"));
-                }
-                let w = param(net, i, 0, "weight")?;
-                let bias = param(net, i, 1, "bias")?;
-                let (wn, bn_name) = (format!("{name}.weight"), format!("{name}.bias"));
-                b.constant(&wn, &w.size(), values(&w, name)?);
-                b.constant(&bn_name, &[*out], values(&bias, name)?);
-                let v = out_name(i);
-                b.node(
-                    "Gemm",
-                    name,
-                    &[&input(0)?, &wn, &bn_name],
-                    &v,
-                    vec![int("transB", 1)],
-                );
-                value[i] = v;
-            }
-            Op::Dropout { .. } => {
-                value[i] = input(0)?;
-            }
-        }
-    }
-
-    let classes = graph.nodes[graph.output].shape.c;
-    if ranks[graph.output] != 2 {
-        return Err(unsupported(
-            graph.output,
-            "the output is not a [1, classes] vector",
-        ));
-    }
-    if value[graph.output] != OUTPUT_NAME {
-        // The output is an alias (a dropout): give it the output name.
-        let src = value[graph.output].clone();
-        b.node("Identity", "output.identity", &[&src], OUTPUT_NAME, vec![]);
-    }
-    Ok(model_proto(graph, b, classes, producer_version))
 }
 
 /// The model around the built graph: one input `[1, C, H, W]`, one output `[1, classes]`.
@@ -451,14 +274,14 @@ pub(crate) fn float_op(
     rank: usize,
     inputs: &[String],
     out: &str,
-) -> Result<bool, ExportError> {
+) -> Result<bool, OnnxError> {
     let node = &net.graph.nodes[i];
     let name = node.name.as_str();
     let arg = |k: usize| {
         inputs
             .get(k)
             .map(String::as_str)
-            .ok_or_else(|| ExportError::Unsupported {
+            .ok_or_else(|| OnnxError::Unsupported {
                 node: name.to_string(),
                 reason: format!("input {k} is missing or not computed"),
             })
@@ -530,13 +353,13 @@ pub(crate) fn add_padded(
     i: usize,
     inputs: [&str; 2],
     out: &str,
-) -> Result<(), ExportError> {
+) -> Result<(), OnnxError> {
     let node = &graph.nodes[i];
     let target = node.shape;
     let mut padded: Vec<String> = Vec::with_capacity(2);
     for (k, x) in inputs.iter().enumerate() {
         let Some(&j) = node.inputs.get(k) else {
-            return Err(ExportError::Unsupported {
+            return Err(OnnxError::Unsupported {
                 node: node.name.clone(),
                 reason: format!("input {k} is missing"),
             });
@@ -580,13 +403,13 @@ pub(crate) fn add_padded(
 /// `y = x * scale + shift` per channel, for a `[1, C, H, W]` or `[1, C]` value.
 pub(crate) fn per_channel(
     b: &mut Builder,
-    node: &crate::model::graph::Node,
+    node: &Node,
     rank: usize,
     x: &str,
     scale: &Tensor,
     shift: &Tensor,
     out: &str,
-) -> Result<String, ExportError> {
+) -> Result<String, OnnxError> {
     let c = node.shape.c;
     let dims: Vec<i64> = if rank == 4 { vec![c, 1, 1] } else { vec![c] };
     let (sn, tn) = (

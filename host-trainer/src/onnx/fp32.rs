@@ -1,0 +1,189 @@
+//! The fp32 ONNX writer: a [`Graph`](crate::model::graph::Graph) and its trained parameters as
+//! an ONNX model (IR version 8, opset 13, the combination both tract 0.23 and onnxruntime
+//! load), built with [`super::builder`] from tract's public protobuf types (`tract_onnx::pb`)
+//! and encoded with prost.
+//!
+//! The model has one input `[1, C, H, W]` named [`INPUT_NAME`] and one output `[1, classes]`
+//! named [`OUTPUT_NAME`] (logits); the batch is fixed at 1 and no intermediate `value_info` is
+//! written (tract fails to unify a symbolic batch stored there). Node by node:
+//!
+//! | graph op        | ONNX                                                                |
+//! |-----------------|---------------------------------------------------------------------|
+//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias |
+//! | `BatchNorm`     | folded into the preceding `Conv` when that convolution feeds nothing else; otherwise `Mul` + `Add` per channel |
+//! | `Affine`        | `Mul` + `Add` per channel                                            |
+//! | `Relu`, `Relu6` | `Relu`; `Clip` with `min` 0 and `max` 6 as inputs (opset 13)         |
+//! | `MaxPool`       | `MaxPool` with `pads` (padding counts as -inf, as in libtorch)       |
+//! | `AvgPool`       | `AveragePool` without padding                                        |
+//! | `Add`           | `Add`                                                                |
+//! | `GlobalAvgPool` | `GlobalAveragePool` + `Flatten(axis 1)`                              |
+//! | `Linear`        | `Gemm(transB = 1)`                                                   |
+//! | `Dropout`       | nothing (identity at inference)                                      |
+//!
+//! Batch-norm folding is computed in `f64` from the evaluation-mode statistics:
+//! `s = gamma / sqrt(running_var + eps)`, `W' = W * s` per output channel and
+//! `b' = (b - running_mean) * s + beta`.
+
+use prost::Message as _;
+use tract_onnx::pb;
+
+use super::builder::{
+    Builder, batch_norm_folds, float_op, folded_conv, int, ints, model_proto, param, rank_of,
+    values,
+};
+use super::{INPUT_NAME, OUTPUT_NAME, OnnxError};
+use crate::model::graph::{Network, Op};
+
+/// Writes `net` (evaluation mode: batch norm with running statistics, no dropout) as ONNX
+/// bytes. `producer_version` goes into the model's `producer_version` field.
+pub fn to_onnx(net: &Network, producer_version: &str) -> Result<Vec<u8>, OnnxError> {
+    let model = tch::no_grad(|| build_model(net, producer_version))?;
+    Ok(model.encode_to_vec())
+}
+
+fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, OnnxError> {
+    let graph = &net.graph;
+    let n = graph.nodes.len();
+    let unsupported = |i: usize, reason: &str| OnnxError::Unsupported {
+        node: graph.nodes[i].name.clone(),
+        reason: reason.to_string(),
+    };
+    let fold_into = batch_norm_folds(graph);
+    let folded: Vec<bool> = {
+        let mut f = vec![false; n];
+        for bn in fold_into.iter().flatten() {
+            f[*bn] = true;
+        }
+        f
+    };
+
+    let mut ranks = vec![4usize; n];
+    // The ONNX value holding each node's output.
+    let mut value: Vec<String> = vec![String::new(); n];
+    let out_name = |i: usize| -> String {
+        if i == graph.output {
+            OUTPUT_NAME.to_string()
+        } else {
+            graph.nodes[i].name.clone()
+        }
+    };
+    let mut b = Builder::default();
+
+    for i in 0..=graph.output {
+        let node = &graph.nodes[i];
+        ranks[i] = rank_of(graph, &ranks, i);
+        let input = |k: usize| -> Result<String, OnnxError> {
+            node.inputs
+                .get(k)
+                .map(|&j| value[j].clone())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| unsupported(i, &format!("input {k} is missing or not computed")))
+        };
+        let name = &node.name;
+        match &node.op {
+            Op::Input => {
+                if i != 0 {
+                    return Err(unsupported(i, "a second input node"));
+                }
+                value[i] = INPUT_NAME.to_string();
+            }
+            Op::Conv {
+                out,
+                kernel,
+                stride,
+                pad,
+                groups,
+                ..
+            } => {
+                if ranks[i] != 4 {
+                    return Err(unsupported(i, "convolution of a flattened value"));
+                }
+                // With a folded batch norm the convolution produces the batch norm's output.
+                let (w, bvec) = folded_conv(net, i, fold_into[i])?;
+                let result = fold_into[i].unwrap_or(i);
+                let (wn, bn_name) = (format!("{name}.weight"), format!("{name}.bias"));
+                b.constant(&wn, &w.size(), values(&w, name)?);
+                b.constant(&bn_name, &[*out], values(&bvec, name)?);
+                let out_value = out_name(result);
+                let x = input(0)?;
+                b.node(
+                    "Conv",
+                    name,
+                    &[&x, &wn, &bn_name],
+                    &out_value,
+                    vec![
+                        ints("kernel_shape", kernel),
+                        ints("strides", &[*stride, *stride]),
+                        ints("pads", pad),
+                        ints("dilations", &[1, 1]),
+                        int("group", *groups),
+                    ],
+                );
+                value[i] = out_value.clone();
+                if result != i {
+                    ranks[result] = 4;
+                    value[result] = out_value;
+                }
+            }
+            Op::BatchNorm { .. } if folded[i] => {
+                // Emitted with its convolution.
+                if value[i].is_empty() {
+                    return Err(unsupported(i, "folded batch norm before its convolution"));
+                }
+            }
+            Op::BatchNorm { .. }
+            | Op::Affine
+            | Op::Relu
+            | Op::Relu6
+            | Op::MaxPool { .. }
+            | Op::AvgPool { .. }
+            | Op::AddPadded
+            | Op::Add
+            | Op::GlobalAvgPool => {
+                let inputs = (0..node.inputs.len())
+                    .map(input)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let v = out_name(i);
+                float_op(&mut b, net, i, ranks[i], &inputs, &v)?;
+                value[i] = v;
+            }
+            Op::Linear { out } => {
+                let in_rank = node.inputs.first().map_or(4, |&j| ranks[j]);
+                if in_rank != 2 {
+                    return Err(unsupported(i, "a linear layer on an unflattened value"));
+                }
+                let w = param(net, i, 0, "weight")?;
+                let bias = param(net, i, 1, "bias")?;
+                let (wn, bn_name) = (format!("{name}.weight"), format!("{name}.bias"));
+                b.constant(&wn, &w.size(), values(&w, name)?);
+                b.constant(&bn_name, &[*out], values(&bias, name)?);
+                let v = out_name(i);
+                b.node(
+                    "Gemm",
+                    name,
+                    &[&input(0)?, &wn, &bn_name],
+                    &v,
+                    vec![int("transB", 1)],
+                );
+                value[i] = v;
+            }
+            Op::Dropout { .. } => {
+                value[i] = input(0)?;
+            }
+        }
+    }
+
+    let classes = graph.nodes[graph.output].shape.c;
+    if ranks[graph.output] != 2 {
+        return Err(unsupported(
+            graph.output,
+            "the output is not a [1, classes] vector",
+        ));
+    }
+    if value[graph.output] != OUTPUT_NAME {
+        // The output is an alias (a dropout): give it the output name.
+        let src = value[graph.output].clone();
+        b.node("Identity", "output.identity", &[&src], OUTPUT_NAME, vec![]);
+    }
+    Ok(model_proto(graph, b, classes, producer_version))
+}

@@ -1,0 +1,45 @@
+//! ONNX files: the graph builder and protobuf helpers ([`builder`], crate-internal), the fp32
+//! writer ([`fp32`]) and a written model run in tract the edge's way ([`tract`]).
+//!
+//! This sits below [`crate::quantize`] (whose int8 writer builds on [`builder`] and measures
+//! with [`tract`]) and [`crate::export`] (which checks and bundles what the writers produce),
+//! so training's layers stack one way: data -> model -> train -> quantize -> export.
+
+pub(crate) mod builder;
+pub mod fp32;
+pub mod tract;
+
+pub use fp32::to_onnx;
+
+/// Name of the model input in the ONNX graph.
+pub const INPUT_NAME: &str = "input";
+/// Name of the model output (logits) in the ONNX graph.
+pub const OUTPUT_NAME: &str = "logits";
+/// ONNX IR version written.
+pub const IR_VERSION: i64 = 8;
+/// Opset of the default domain written.
+pub const OPSET: i64 = 13;
+
+/// Why writing or running an ONNX model failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    /// A graph construct the ONNX writer does not handle.
+    #[error("cannot export node `{node}` to ONNX: {reason}")]
+    Unsupported {
+        /// Graph node name.
+        node: String,
+        /// What is not supported.
+        reason: String,
+    },
+    /// A node's parameters are missing or unreadable.
+    #[error("node `{node}` {reason}")]
+    Params {
+        /// Graph node name.
+        node: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// tract could not load, optimise or run the written model.
+    #[error("tract cannot run the exported ONNX: {0}")]
+    Tract(String),
+}

@@ -1,0 +1,58 @@
+//! A written ONNX model in tract, loaded and optimised exactly as the edge does it: what the
+//! export's self-check, the self-test replay and the int8 accuracy measurements run.
+
+use std::fmt;
+
+use tract_onnx::prelude::*;
+
+use super::OnnxError;
+
+/// An ONNX model loaded and optimised by tract for a fixed `[1, C, H, W]` input.
+pub struct TractModel {
+    plan: std::sync::Arc<TypedRunnableModel>,
+    input: [usize; 4],
+}
+
+impl fmt::Debug for TractModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TractModel")
+            .field("input", &self.input)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TractModel {
+    /// Parses `onnx` and optimises it for `input` (the edge's loading path).
+    pub fn load(onnx: &[u8], input: [usize; 4]) -> Result<TractModel, OnnxError> {
+        let tract = |what: &str, e: TractError| OnnxError::Tract(format!("{what}: {e:#}"));
+        let mut model = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .map_err(|e| tract("parsing the ONNX", e))?;
+        model
+            .set_input_fact(0, f32::fact(input).into())
+            .map_err(|e| tract("setting the input shape", e))?;
+        let plan = model
+            .into_optimized()
+            .map_err(|e| tract("optimising", e))?
+            .into_runnable()
+            .map_err(|e| tract("making the plan", e))?;
+        Ok(TractModel { plan, input })
+    }
+
+    /// Runs one preprocessed input (`C * H * W` floats, NCHW) and returns the flat output.
+    pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, OnnxError> {
+        let tensor = tract_onnx::prelude::Tensor::from_shape(&self.input, input)
+            .map_err(|e| OnnxError::Tract(format!("input tensor: {e:#}")))?;
+        let out = self
+            .plan
+            .run(tvec!(tensor.into()))
+            .map_err(|e| OnnxError::Tract(format!("running: {e:#}")))?;
+        let first = out
+            .first()
+            .ok_or_else(|| OnnxError::Tract("the model returned no output".into()))?;
+        let view = first
+            .to_plain_array_view::<f32>()
+            .map_err(|e| OnnxError::Tract(format!("output is not f32: {e:#}")))?;
+        Ok(view.iter().copied().collect())
+    }
+}
