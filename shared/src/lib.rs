@@ -9,6 +9,8 @@
 //! - [`manifest`]: the versioned schema of a model bundle's `manifest.json`;
 //! - [`bundle`]: reading a bundle directory and checking its signature and hashes;
 //! - [`protocol`]: the line-oriented serial wire protocol, with its spec;
+//! - [`store_layout`]: the folders of a device's model store, for the edge and `push`;
+//! - `logging` (feature `logging`): the binaries' log set-up;
 //! - `render` (feature `render`): the procedural face renderer behind the synthetic data set
 //!   and the demo camera.
 //!
@@ -18,10 +20,13 @@
 pub mod bundle;
 pub mod bundle_tar;
 pub mod labels;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod manifest;
 pub mod preprocess;
 pub mod protocol;
 #[cfg(feature = "render")]
 pub mod render;
+pub mod store_layout;
 
 pub use labels::{Emotion, NUM_CLASSES};

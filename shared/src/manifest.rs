@@ -52,10 +52,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use sha2::Digest;
+use time::format_description::well_known::Rfc3339;
 
 use crate::labels::{Emotion, NUM_CLASSES};
 use crate::preprocess::{FaceCrop, MAX_SIDE, PixelFormat, PreprocessError, PreprocessSpec};
@@ -560,26 +560,6 @@ pub struct Manifest {
     pub self_test: Vec<SelfTestCase>,
 }
 
-/// The top level with every field left as JSON, so each one can be parsed with its name.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManifest {
-    #[allow(dead_code)]
-    schema_version: Value,
-    model: Value,
-    input: Value,
-    output: Value,
-    labels: Value,
-    preprocess: Value,
-    quantization: Value,
-    metrics: Value,
-    onnx: Value,
-    created_at: Value,
-    training: Value,
-    lineage: Value,
-    self_test: Value,
-}
-
 fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -588,25 +568,6 @@ fn json_kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-fn parse_field<T: DeserializeOwned>(path: &str, v: Value) -> Result<T, ManifestError> {
-    serde_json::from_value(v).map_err(|e| ManifestError::field(path, e.to_string()))
-}
-
-/// Parses a list element by element so errors carry the index.
-fn parse_list<T: DeserializeOwned>(path: &str, v: Value) -> Result<Vec<T>, ManifestError> {
-    match v {
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| parse_field(&format!("{path}[{i}]"), item))
-            .collect(),
-        other => Err(ManifestError::field(
-            path,
-            format!("must be an array, found {}", json_kind(&other)),
-        )),
     }
 }
 
@@ -637,24 +598,18 @@ impl Manifest {
         let Value::Object(map) = value else {
             return Err(ManifestError::NotAnObject(json_kind(&value)));
         };
-        let schema_version = check_version(map.get("schema_version"))?;
-        let raw: RawManifest = serde_json::from_value(Value::Object(map))
-            .map_err(|e| ManifestError::TopLevel(e.to_string()))?;
-        let manifest = Manifest {
-            schema_version,
-            model: parse_field("model", raw.model)?,
-            input: parse_field("input", raw.input)?,
-            output: parse_field("output", raw.output)?,
-            labels: parse_list("labels", raw.labels)?,
-            preprocess: parse_field("preprocess", raw.preprocess)?,
-            quantization: parse_field("quantization", raw.quantization)?,
-            metrics: parse_list("metrics", raw.metrics)?,
-            onnx: parse_field("onnx", raw.onnx)?,
-            created_at: parse_field("created_at", raw.created_at)?,
-            training: parse_field("training", raw.training)?,
-            lineage: parse_field("lineage", raw.lineage)?,
-            self_test: parse_list("self_test", raw.self_test)?,
-        };
+        check_version(map.get("schema_version"))?;
+        // serde_path_to_error names the field that failed, e.g. `self_test[0].expected`.
+        let manifest: Manifest =
+            serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                if path == "." {
+                    ManifestError::TopLevel(message)
+                } else {
+                    ManifestError::field(path, message)
+                }
+            })?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -971,28 +926,16 @@ fn check_fraction(path: &str, v: f64) -> Result<(), ManifestError> {
     }
 }
 
-/// `MAJOR.MINOR.PATCH` (digits), then optionally `-pre` and `+build` of `[0-9A-Za-z.-]`.
+/// A semantic version (<https://semver.org>), e.g. `1.2.0` or `1.2.0-rc.1+git.abc`.
 fn check_semver(path: &str, s: &str) -> Result<(), ManifestError> {
-    let bad = || {
+    semver::Version::parse(s).map(drop).map_err(|e| {
         ManifestError::field(
             path,
-            format!("must look like MAJOR.MINOR.PATCH (e.g. 1.2.0 or 1.2.0-rc.1), found {s:?}"),
+            format!(
+                "must look like MAJOR.MINOR.PATCH (e.g. 1.2.0 or 1.2.0-rc.1), found {s:?}: {e}"
+            ),
         )
-    };
-    let end = s.find(['-', '+']).unwrap_or(s.len());
-    let (core, rest) = s.split_at(end);
-    let parts: Vec<&str> = core.split('.').collect();
-    let numeric = |p: &&str| !p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit());
-    if parts.len() != 3 || !parts.iter().all(numeric) {
-        return Err(bad());
-    }
-    let suffix_ok = rest.is_empty()
-        || (rest.len() > 1
-            && rest.len() <= 64
-            && rest[1..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+')));
-    if suffix_ok { Ok(()) } else { Err(bad()) }
+    })
 }
 
 /// RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`, with calendar checks.
@@ -1007,63 +950,11 @@ fn check_rfc3339(path: &str, s: &str) -> Result<(), ManifestError> {
     }
 }
 
+/// RFC 3339 as the `time` crate reads it, with `T` (or `t`) between date and time: `time`
+/// also takes any other separator, which RFC 3339 leaves to applications.
 fn is_rfc3339(s: &str) -> bool {
-    let b = s.as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        let part = b.get(range)?;
-        if part.iter().all(u8::is_ascii_digit) {
-            part.iter()
-                .try_fold(0u32, |acc, d| Some(acc * 10 + u32::from(d - b'0')))
-        } else {
-            None
-        }
-    };
-    let at = |i: usize, set: &[u8]| b.get(i).is_some_and(|c| set.contains(c));
-    let (Some(year), Some(month), Some(day), Some(hour), Some(min), Some(sec)) = (
-        num(0..4),
-        num(5..7),
-        num(8..10),
-        num(11..13),
-        num(14..16),
-        num(17..19),
-    ) else {
-        return false;
-    };
-    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":")) {
-        return false;
-    }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    if day == 0 || day > days || hour > 23 || min > 59 || sec > 60 {
-        return false;
-    }
-    let mut i = 19;
-    if at(i, b".") {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-    }
-    match b.get(i) {
-        Some(b'Z' | b'z') => i + 1 == b.len(),
-        Some(b'+' | b'-') => {
-            i + 6 == b.len()
-                && at(i + 3, b":")
-                && num(i + 1..i + 3).is_some_and(|h| h <= 23)
-                && num(i + 4..i + 6).is_some_and(|m| m <= 59)
-        }
-        _ => false,
-    }
+    matches!(s.as_bytes().get(10), Some(b'T' | b't'))
+        && time::OffsetDateTime::parse(s, &Rfc3339).is_ok()
 }
 
 /// `time` as an RFC 3339 UTC date-time with second precision, e.g. `2025-06-01T12:00:00Z`
@@ -1073,34 +964,15 @@ pub fn rfc3339_utc(time: SystemTime) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let at = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    time::OffsetDateTime::from(at)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }
 
 /// The current time, see [`rfc3339_utc`].
 pub fn now_rfc3339() -> String {
     rfc3339_utc(SystemTime::now())
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Serde helpers: bytes as a lowercase hex string.
@@ -1125,7 +997,8 @@ mod tests {
     fn rfc3339_accepts_and_refuses() {
         for ok in [
             "2025-06-01T12:00:00Z",
-            "2024-02-29T23:59:60.123456+05:30",
+            "2024-02-29T23:59:59.123456+05:30",
+            "2016-12-31T23:59:60Z",
             "2000-02-29t00:00:00z",
             "1999-12-31T23:59:59-08:00",
         ] {
@@ -1144,6 +1017,7 @@ mod tests {
             "2025-06-01T12:00:00+0100",
             "2025-06-01T12:00:00Zjunk",
             "２０２５-06-01T12:00:00Z",
+            "2024-02-29T12:00:60Z",
         ] {
             assert!(!is_rfc3339(bad), "{bad}");
         }

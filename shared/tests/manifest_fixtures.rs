@@ -93,7 +93,7 @@ fn unknown_fields_are_named() {
     assert_mentions(
         &error_of("invalid_unknown_field.json"),
         &[
-            "field `preprocess`",
+            "field `preprocess.colour`",
             "unknown field `colour`",
             "expected one of",
             "`color`",
@@ -101,7 +101,7 @@ fn unknown_fields_are_named() {
     );
     assert_mentions(
         &error_of("invalid_unknown_top_level_field.json"),
-        &["manifest.json: unknown field `comment`"],
+        &["manifest.json field `comment`: unknown field `comment`"],
     );
 }
 
@@ -110,7 +110,7 @@ fn bad_sha_is_explained() {
     assert_mentions(
         &error_of("invalid_bad_sha256.json"),
         &[
-            "field `onnx`",
+            "field `onnx.sha256`",
             "sha256 must be 64 hex digits",
             "63 characters",
         ],
@@ -337,7 +337,7 @@ fn quantization_variants_are_strict() {
     let e = Manifest::from_json(v.to_string().as_bytes())
         .unwrap_err()
         .to_string();
-    assert_mentions(&e, &["field `quantization`", "int4"]);
+    assert_mentions(&e, &["field `quantization.kind`", "int4"]);
     v["quantization"] = serde_json::json!({"kind": "none", "scheme": "x"});
     let e = Manifest::from_json(v.to_string().as_bytes())
         .unwrap_err()
@@ -354,19 +354,19 @@ fn list_errors_carry_the_index() {
     let e = Manifest::from_json(v.to_string().as_bytes())
         .unwrap_err()
         .to_string();
-    assert_mentions(&e, &["field `metrics[2]`", "invalid type"]);
+    assert_mentions(&e, &["field `metrics[2].value`", "invalid type"]);
     v = serde_json::from_slice(&fixture("valid.json")).expect("json");
     v["self_test"][0]["input"]["pixels_hex"] = serde_json::json!("zz");
     let e = Manifest::from_json(v.to_string().as_bytes())
         .unwrap_err()
         .to_string();
-    assert_mentions(&e, &["field `self_test[0]`", "invalid hex"]);
+    assert_mentions(&e, &["field `self_test[0].input.pixels_hex`", "invalid hex"]);
     v = serde_json::from_slice(&fixture("valid.json")).expect("json");
     v["self_test"][0]["top_label"] = serde_json::json!("joy");
     let e = Manifest::from_json(v.to_string().as_bytes())
         .unwrap_err()
         .to_string();
-    assert_mentions(&e, &["field `self_test[0]`", "joy"]);
+    assert_mentions(&e, &["field `self_test[0].top_label`", "joy"]);
 }
 
 #[test]
