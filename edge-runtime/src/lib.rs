@@ -4,6 +4,9 @@
 //! libtorch: frames come from a [`source`], faces from [`detect`], emotions from [`classify`]
 //! (tract), steadiness from [`smooth`], and results leave through a [`sink`] (serial, display,
 //! JSON lines). [`model_store`] swaps in new model bundles while the [`pipeline`] runs.
+//! [`config`] is the service's TOML file with its command-line overrides; [`service`] builds
+//! and runs the whole pipeline from it; [`tools`] holds what the other subcommands do
+//! (classify files, bench, listen, devices). [`clock`] is time as a device, so tests move it.
 //!
 //! Every device (camera, serial port, display) sits behind a small trait with a real
 //! implementation and an in-memory one for tests. [`testkit`] builds tiny ONNX models and
@@ -13,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod classify;
+pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod geometry;
@@ -23,3 +27,4 @@ pub mod sink;
 pub mod smooth;
 pub mod source;
 pub mod testkit;
+pub mod tools;

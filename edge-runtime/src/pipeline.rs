@@ -11,6 +11,7 @@ use emotion_shared::protocol::Level;
 use image::RgbImage;
 
 use crate::classify::{Classifier, ClassifyError, LoadedModel};
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::detect::FaceDetector;
 use crate::model_store::{ModelSlot, StoreEvent};
 use crate::sink::{FrameReport, Sinks};
@@ -67,6 +68,7 @@ pub struct Pipeline {
     tracker: Tracker,
     sinks: Sinks,
     start: Instant,
+    clock: SharedClock,
     stats: RunStats,
     fps: FpsMeter,
     watchdog: crate::service::Watchdog,
@@ -89,6 +91,7 @@ impl Pipeline {
             tracker: Tracker::new(smooth),
             sinks,
             start: Instant::now(),
+            clock: SystemClock::shared(),
             stats: RunStats::default(),
             fps: FpsMeter::default(),
             watchdog: crate::service::Watchdog::inactive(),
@@ -105,6 +108,14 @@ impl Pipeline {
         Self::new(detector, Arc::new(ModelSlot::new(model)), smooth, sinks)
     }
 
+    /// This pipeline with its protocol times (`t_ms`) and camera retry waits on `clock`,
+    /// starting now. Stage timings stay on the real clock: they measure work.
+    pub fn with_clock(mut self, clock: SharedClock) -> Pipeline {
+        self.start = clock.now();
+        self.clock = clock;
+        self
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> RunStats {
         self.stats
@@ -117,7 +128,7 @@ impl Pipeline {
 
     /// Sends a status event to every sink and the log.
     pub fn status(&mut self, level: Level, code: &str, text: &str) {
-        let t = self.t_ms(Instant::now());
+        let t = self.t_ms(self.clock.now());
         self.sinks.status(t, level, code, text);
     }
 
@@ -245,7 +256,11 @@ impl Pipeline {
                         lost_camera = true;
                         self.status(Level::Error, "camera_lost", &format!("{origin}: {reason}"));
                     }
-                    sleep_unless_stopped(retry_in.min(Duration::from_secs(1)), stop);
+                    sleep_unless_stopped(
+                        self.clock.as_ref(),
+                        retry_in.min(Duration::from_secs(1)),
+                        stop,
+                    );
                 }
                 Err(SourceError::Fatal(msg)) => {
                     self.status(Level::Error, "source_failed", &msg);
@@ -302,11 +317,11 @@ pub fn crop_rgb(image: &RgbImage, x: u32, y: u32, w: u32, h: u32) -> RgbImage {
     image::imageops::crop_imm(image, x, y, w, h).to_image()
 }
 
-fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+fn sleep_unless_stopped(clock: &dyn Clock, total: Duration, stop: &AtomicBool) {
     let mut slept = Duration::ZERO;
     while slept < total && !stop.load(Ordering::Relaxed) {
         let step = Duration::from_millis(20).min(total - slept);
-        std::thread::sleep(step);
+        clock.sleep(step);
         slept += step;
     }
 }

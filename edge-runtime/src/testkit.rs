@@ -11,6 +11,8 @@ use emotion_shared::manifest::{
 use emotion_shared::preprocess::{PixelFormat, PreprocessSpec};
 use emotion_shared::{Emotion, NUM_CLASSES};
 use prost::Message as _;
+use rand::{Rng as _, SeedableRng as _};
+use rand_pcg::Pcg32;
 use tract_onnx::pb;
 
 /// A fixed-weight network `Conv3x3(7, pad 1) -> Relu -> GlobalAveragePool -> Flatten ->
@@ -56,20 +58,24 @@ impl TinyNet {
     }
 
     fn conv_weights(&self) -> (Vec<f32>, Vec<f32>) {
-        let mut rng = Lcg(self.seed ^ 0x5eed);
+        let mut rng = Pcg32::seed_from_u64(self.seed ^ 0x5eed);
         let w = (0..NUM_CLASSES * self.channels * 9)
-            .map(|_| rng.next_f32() * 0.6)
+            .map(|_| rng.random_range(-1.0f32..1.0) * 0.6)
             .collect();
-        let b = (0..NUM_CLASSES).map(|_| rng.next_f32() * 0.1).collect();
+        let b = (0..NUM_CLASSES)
+            .map(|_| rng.random_range(-1.0f32..1.0) * 0.1)
+            .collect();
         (w, b)
     }
 
     fn gemm_weights(&self) -> (Vec<f32>, Vec<f32>) {
-        let mut rng = Lcg(self.seed ^ 0x6e33);
+        let mut rng = Pcg32::seed_from_u64(self.seed ^ 0x6e33);
         let w = (0..NUM_CLASSES * NUM_CLASSES)
-            .map(|_| rng.next_f32() * 2.0)
+            .map(|_| rng.random_range(-1.0f32..1.0) * 2.0)
             .collect();
-        let b = (0..NUM_CLASSES).map(|_| rng.next_f32() * 0.2).collect();
+        let b = (0..NUM_CLASSES)
+            .map(|_| rng.random_range(-1.0f32..1.0) * 0.2)
+            .collect();
         (w, b)
     }
 
@@ -303,19 +309,6 @@ pub fn pattern(width: u32, height: u32, format: PixelFormat, salt: u32) -> Vec<u
         }
     }
     out
-}
-
-struct Lcg(u64);
-
-impl Lcg {
-    /// Uniform in `[-1, 1)`.
-    fn next_f32(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
 }
 
 fn node(

@@ -165,6 +165,7 @@ fn a_stream_switches_models_only_between_frames() {
     let watcher = emotion_edge::model_store::spawn_watcher(
         store,
         Duration::from_millis(20),
+        emotion_edge::clock::SystemClock::shared(),
         Arc::clone(&stop),
         tx,
     );
@@ -254,4 +255,67 @@ fn a_tar_bundle_in_the_inbox_is_unpacked_and_installed_and_a_bad_one_refused() {
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(reasons[0].contains("cut.tar"), "{}", reasons[0]);
     assert!(!root.join(INBOX).join("cut").exists());
+}
+
+#[test]
+fn a_rollback_request_waits_for_the_service_and_stays_pending_without_one() {
+    use emotion_edge::clock::{ManualClock, SystemClock};
+    use emotion_edge::model_store::{RollbackRequest, StoreLayout};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let layout = StoreLayout::new(&root);
+    // Nothing to go back to: a named error, no trigger left behind.
+    store_with_current(&root, 1);
+    let (mut store, _) = ModelStore::open(&root, policy()).expect("store");
+    let e = ModelStore::request_rollback(&layout, Duration::ZERO, &SystemClock)
+        .expect_err("no previous/");
+    assert!(e.to_string().contains("nothing to roll back to"), "{e}");
+    assert!(!layout.rollback_trigger().exists());
+
+    // A second model arrives, so previous/ holds the first.
+    write_tiny_bundle(
+        &root.join(INBOX).join("v2"),
+        &TinyNet::grey48(2),
+        Some(&signing_key(1)),
+    )
+    .expect("bundle");
+    assert!(matches!(
+        poll_until_event(&mut store)[..],
+        [StoreEvent::Installed { .. }]
+    ));
+
+    // No service polls: the request times out on the manual clock (no real waiting) and the
+    // trigger stays for the next start.
+    let clock = ManualClock::new();
+    let r =
+        ModelStore::request_rollback(&layout, Duration::from_secs(10), &clock).expect("request");
+    assert!(matches!(r, RollbackRequest::Pending { .. }), "{r:?}");
+    assert!(clock.elapsed() >= Duration::from_secs(10));
+    assert!(layout.rollback_trigger().exists());
+
+    // A service polling its inbox acts on it: the request sees the first model running.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = emotion_edge::model_store::spawn_watcher(
+        store,
+        Duration::from_millis(20),
+        SystemClock::shared(),
+        Arc::clone(&stop),
+        tx,
+    );
+    let r = ModelStore::request_rollback(&layout, Duration::from_secs(20), &SystemClock)
+        .expect("request");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().expect("watcher");
+    let RollbackRequest::Done { from, to } = r else {
+        panic!("the running store did not roll back: {r:?}")
+    };
+    assert_ne!(from.as_deref(), Some(to.as_str()));
+    assert!(
+        rx.try_iter()
+            .any(|e| matches!(e, StoreEvent::RolledBack { .. })),
+        "no RolledBack event"
+    );
+    assert!(!layout.rollback_trigger().exists());
 }

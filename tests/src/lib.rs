@@ -1,48 +1,14 @@
-//! Helpers for the end-to-end tests in `tests/tests/`: where the workspace's binaries are, and
-//! building them when `cargo test -p emotion-tests` runs before they exist.
+//! Helpers for the end-to-end tests in `tests/tests/`: where the workspace's binaries are,
+//! commands that must succeed, the reference Python, pseudo-terminals.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
-/// The package that owns each binary the tests run.
-fn package_of(bin: &str) -> &'static str {
-    match bin {
-        "emotion-train" => "emotion-trainer",
-        "emotion-edge" => "emotion-edge",
-        other => panic!("unknown workspace binary {other}"),
-    }
-}
+use assert_cmd::assert::OutputAssertExt;
 
-/// `target/<profile>`: the directory the running test executable was built into.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile> directory")
-        .to_path_buf()
-}
-
-static BUILD: Mutex<()> = Mutex::new(());
-
-/// Path of a workspace binary (`emotion-train` or `emotion-edge`), built with the same profile
-/// as the tests if `cargo test` did not build it (it does with `--workspace`).
-pub fn bin_path(name: &str) -> PathBuf {
-    let dir = profile_dir();
-    let path = dir.join(name);
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if !path.exists() {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", package_of(name), "--bin", name]);
-        if dir.file_name().is_some_and(|p| p == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build");
-        assert!(status.success(), "cargo build of {name} failed");
-    }
-    path
-}
+/// Path of a workspace binary (`emotion-train` or `emotion-edge`): `assert_cmd` finds it in
+/// the target directory the tests were built into (`cargo test --workspace` builds both).
+pub use assert_cmd::cargo::cargo_bin as bin_path;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -112,20 +78,8 @@ pub fn pty_pair(dir: &Path) -> (KillOnDrop, PathBuf, PathBuf) {
     (socat, a, b)
 }
 
-/// Runs `cmd` to completion and returns what it printed on stdout; panics with the command,
-/// its exit status and both streams when it fails.
+/// Runs `cmd` to completion and returns what it printed on stdout; when it fails,
+/// `assert_cmd` panics with the command line, its exit status and both streams.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("could not start {:?}: {e}", cmd.get_program()));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{:?} {:?} failed ({}):\n{stdout}\n{}",
-        cmd.get_program(),
-        cmd.get_args().collect::<Vec<_>>(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    String::from_utf8_lossy(&cmd.assert().success().get_output().stdout).into_owned()
 }

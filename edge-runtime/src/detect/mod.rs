@@ -1,7 +1,11 @@
 //! Face detection: where the faces are in a frame. [`FullFrame`] (the frame is the face, for
-//! kiosks and pre-cropped images), [`Rustface`] (SeetaFace frontal cascade, on a downscaled
-//! grey frame, with a minimum face size) and [`Scheduled`] (detect every N frames, keep the
-//! last boxes in between so the tracker follows them).
+//! kiosks and pre-cropped images), [`SeetaDetector`] (SeetaFace frontal cascade through the
+//! `rustface` crate, on a downscaled grey copy of the frame, with a minimum face size) and
+//! [`Scheduled`] (detect every N frames, keep the last boxes in between so the tracker follows
+//! them). [`from_config`] builds the configured one.
+//!
+//! A new detector adds a variant to [`DetectorKind`], its own settings section beside
+//! [`SeetaConfig`] (`[detect.NAME]` in the config file) and an arm in [`from_config`].
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -11,12 +15,14 @@ use crate::geometry::FaceBox;
 mod seeta;
 
 pub use seeta::{
-    EMBEDDED_MODEL_AVAILABLE, Rustface, RustfaceError, SEETA_MIN_FACE, load_seeta_model,
+    EMBEDDED_MODEL_AVAILABLE, SEETA_MIN_FACE, SeetaConfig, SeetaDetector, SeetaError,
+    load_seeta_model,
 };
 
-/// Finds faces in a grey frame.
+/// Finds faces in a colour frame.
 pub trait FaceDetector {
-    /// Boxes of the faces in `frame`, in frame pixels.
+    /// Boxes of the faces in `frame` (the whole camera frame, 8-bit RGB, any size), in that
+    /// frame's pixels, clipped to it.
     fn detect(&mut self, frame: &RgbImage) -> Vec<FaceBox>;
     /// A short name for logs.
     fn name(&self) -> &'static str;
@@ -28,11 +34,13 @@ pub trait FaceDetector {
 pub enum DetectorKind {
     /// The whole frame is one face.
     FullFrame,
-    /// SeetaFace frontal detector (rustface).
-    Rustface,
+    /// SeetaFace frontal cascade (the `rustface` crate); `rustface` is accepted as an alias.
+    #[serde(alias = "rustface")]
+    #[value(alias = "rustface")]
+    Seeta,
 }
 
-/// Detection settings.
+/// `[detect]`: settings every detector shares, and one section per detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
@@ -44,10 +52,8 @@ pub struct DetectConfig {
     pub max_width: u32,
     /// Run the detector every N frames (1: every frame).
     pub every: u32,
-    /// SeetaFace score threshold (higher: fewer false positives).
-    pub score_threshold: f64,
-    /// SeetaFace model file; empty: the model built into the binary.
-    pub model: Option<std::path::PathBuf>,
+    /// `[detect.seeta]`: the SeetaFace detector's own settings.
+    pub seeta: SeetaConfig,
 }
 
 impl Default for DetectConfig {
@@ -57,8 +63,7 @@ impl Default for DetectConfig {
             min_face: 40,
             max_width: 640,
             every: 3,
-            score_threshold: 2.0,
-            model: None,
+            seeta: SeetaConfig::default(),
         }
     }
 }
@@ -122,16 +127,16 @@ impl FaceDetector for Scheduled {
 }
 
 /// Builds the configured detector (downscaling and scheduling included).
-pub fn build(config: &DetectConfig) -> Result<Box<dyn FaceDetector>, RustfaceError> {
+pub fn from_config(config: &DetectConfig) -> Result<Box<dyn FaceDetector>, SeetaError> {
     let base: Box<dyn FaceDetector> = match config.detector {
         DetectorKind::FullFrame => return Ok(Box::new(FullFrame)),
-        DetectorKind::Rustface => {
-            let model = load_seeta_model(config.model.as_deref())?;
-            Box::new(Rustface::new(
+        DetectorKind::Seeta => {
+            let model = load_seeta_model(config.seeta.model.as_deref())?;
+            Box::new(SeetaDetector::new(
                 model,
                 config.min_face,
                 config.max_width,
-                config.score_threshold,
+                config.seeta.score_threshold,
             ))
         }
     };

@@ -3,13 +3,32 @@
 //! minimum face size.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use image::imageops::FilterType;
 
 use super::FaceDetector;
 use crate::geometry::FaceBox;
+
+/// `[detect.seeta]`: the SeetaFace detector's own settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeetaConfig {
+    /// Score threshold (higher: fewer false positives, more missed faces).
+    pub score_threshold: f64,
+    /// Model file; unset: the model built into the binary.
+    pub model: Option<PathBuf>,
+}
+
+impl Default for SeetaConfig {
+    fn default() -> Self {
+        SeetaConfig {
+            score_threshold: 2.0,
+            model: None,
+        }
+    }
+}
 
 /// Whether this binary carries the SeetaFace model (found by `build.rs`).
 pub const EMBEDDED_MODEL_AVAILABLE: bool = cfg!(seeta_embedded);
@@ -24,7 +43,7 @@ pub const SEETA_MIN_FACE: u32 = 20;
 
 /// Why the SeetaFace model could not be loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum RustfaceError {
+pub enum SeetaError {
     /// The model file could not be read.
     #[error("cannot read SeetaFace model {path}: {source}")]
     Read {
@@ -43,25 +62,25 @@ pub enum RustfaceError {
     },
     /// No model built in and none given.
     #[error(
-        "this build has no SeetaFace model built in: set `model = PATH` in the [detect] section of the config (the file model/seeta_fd_frontal_v1.0.bin of the rustface 0.1.7 crate)"
+        "this build has no SeetaFace model built in: set `model = PATH` in the [detect.seeta] section of the config (the file model/seeta_fd_frontal_v1.0.bin of the rustface 0.1.7 crate)"
     )]
     NoModel,
 }
 
 /// Loads the model from `path`, or the built-in one when `path` is `None`.
-pub fn load_seeta_model(path: Option<&Path>) -> Result<rustface::Model, RustfaceError> {
+pub fn load_seeta_model(path: Option<&Path>) -> Result<rustface::Model, SeetaError> {
     let (bytes, origin) = match path {
         Some(p) => (
-            std::fs::read(p).map_err(|source| RustfaceError::Read {
+            std::fs::read(p).map_err(|source| SeetaError::Read {
                 path: p.display().to_string(),
                 source,
             })?,
             p.display().to_string(),
         ),
         None if EMBEDDED_MODEL_AVAILABLE => (EMBEDDED_MODEL.to_vec(), "built-in model".to_string()),
-        None => return Err(RustfaceError::NoModel),
+        None => return Err(SeetaError::NoModel),
     };
-    let invalid = |reason: String| RustfaceError::Invalid {
+    let invalid = |reason: String| SeetaError::Invalid {
         origin: origin.clone(),
         reason,
     };
@@ -71,13 +90,13 @@ pub fn load_seeta_model(path: Option<&Path>) -> Result<rustface::Model, Rustface
 }
 
 /// SeetaFace detection on a grey frame, downscaled to at most `max_width` pixels first.
-pub struct Rustface {
+pub struct SeetaDetector {
     detector: Box<dyn rustface::Detector>,
     min_face: u32,
     max_width: u32,
 }
 
-impl Rustface {
+impl SeetaDetector {
     /// A detector; `min_face` is in frame pixels, `max_width` 0 disables downscaling.
     pub fn new(
         model: rustface::Model,
@@ -89,7 +108,7 @@ impl Rustface {
         detector.set_score_thresh(score_threshold);
         detector.set_pyramid_scale_factor(0.8);
         detector.set_slide_window_step(4, 4);
-        Rustface {
+        SeetaDetector {
             detector,
             min_face,
             max_width,
@@ -97,7 +116,7 @@ impl Rustface {
     }
 }
 
-impl FaceDetector for Rustface {
+impl FaceDetector for SeetaDetector {
     fn detect(&mut self, frame: &RgbImage) -> Vec<FaceBox> {
         let grey = image::imageops::grayscale(frame);
         let frame = &grey;
@@ -147,6 +166,6 @@ impl FaceDetector for Rustface {
     }
 
     fn name(&self) -> &'static str {
-        "rustface"
+        "seeta"
     }
 }

@@ -18,19 +18,11 @@ use std::time::{Duration, SystemTime};
 use emotion_shared::bundle::{Bundle, BundleError, TrustPolicy};
 
 use crate::classify::{ClassifyError, LoadedModel};
+use crate::clock::{Clock, SharedClock};
 
-/// Inbox folder name.
-pub const INBOX: &str = "inbox";
-/// Running bundle folder name.
-pub const CURRENT: &str = "current";
-/// Previous bundle folder name.
-pub const PREVIOUS: &str = "previous";
-/// Refused bundles folder name.
-pub const REJECTED: &str = "rejected";
-/// A file of this name in the inbox asks for a rollback to `previous/`.
-pub const ROLLBACK_TRIGGER: &str = "ROLLBACK";
-/// The reason file written into a refused bundle.
-pub const REASON_FILE: &str = "REASON.txt";
+pub use emotion_shared::store_layout::{
+    CURRENT, INBOX, PREVIOUS, REASON_FILE, REJECTED, ROLLBACK_TRIGGER, StoreLayout,
+};
 
 /// Why a bundle was refused or the store could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -166,9 +158,33 @@ pub enum StoreEvent {
     },
 }
 
+/// What came of [`ModelStore::request_rollback`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackRequest {
+    /// The running service rolled back: `to` runs now.
+    Done {
+        /// The model that ran before (name and version), if readable.
+        from: Option<String>,
+        /// The model that runs now.
+        to: String,
+    },
+    /// The service took the request but kept (or could not read) its model: see its log.
+    Refused {
+        /// What `current/` holds now.
+        current: Option<String>,
+    },
+    /// No service acted within the wait: the next start rolls back.
+    Pending {
+        /// The model in `current/`.
+        from: Option<String>,
+        /// The model in `previous/`.
+        to: String,
+    },
+}
+
 /// The store directory.
 pub struct ModelStore {
-    root: PathBuf,
+    layout: StoreLayout,
     policy: TrustPolicy,
     slot: Arc<ModelSlot>,
     /// Inbox entries seen at the last poll with their size/mtime fingerprint (to wait until
@@ -183,21 +199,21 @@ impl ModelStore {
         root: impl Into<PathBuf>,
         policy: TrustPolicy,
     ) -> Result<(ModelStore, Verified), StoreError> {
-        let root = root.into();
-        for sub in [INBOX, REJECTED] {
-            let p = root.join(sub);
+        let layout = StoreLayout::new(root);
+        let root = layout.root().to_path_buf();
+        for p in [layout.inbox(), layout.rejected()] {
             std::fs::create_dir_all(&p).map_err(|source| StoreError::Io {
                 action: "create",
                 path: p,
                 source,
             })?;
         }
-        let current = root.join(CURRENT);
+        let current = layout.current();
         let verified = match verify_bundle(&current, &policy) {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!("current model refused: {e}; trying {PREVIOUS}/");
-                let previous = root.join(PREVIOUS);
+                let previous = layout.previous();
                 let v = verify_bundle(&previous, &policy).map_err(|e2| {
                     StoreError::Empty(format!(
                         "no usable model in {}: current/: {e}; previous/: {e2}. Put a bundle in {}",
@@ -214,7 +230,7 @@ impl ModelStore {
         let slot = Arc::new(ModelSlot::new(Arc::clone(&verified.model)));
         Ok((
             ModelStore {
-                root,
+                layout,
                 policy,
                 slot,
                 seen: Vec::new(),
@@ -230,7 +246,7 @@ impl ModelStore {
 
     /// The inbox path.
     pub fn inbox(&self) -> PathBuf {
-        self.root.join(INBOX)
+        self.layout.inbox()
     }
 
     /// Looks at the inbox once: verifies and installs entries that stopped changing since
@@ -245,7 +261,7 @@ impl ModelStore {
         let mut names: Vec<String> = entries
             .flatten()
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| !n.starts_with('.'))
+            .filter(|n| !StoreLayout::is_hidden(n))
             .collect();
         names.sort();
         for name in names {
@@ -288,7 +304,7 @@ impl ModelStore {
                 }
                 Err(e) => {
                     let reason = format!("verified but could not be installed: {e}");
-                    let _ = reject(&self.root, &candidate, name, &reason);
+                    let _ = reject(self.layout.root(), &candidate, name, &reason);
                     StoreEvent::Rejected {
                         name: name.to_string(),
                         reason,
@@ -297,7 +313,7 @@ impl ModelStore {
             },
             Err(e) => {
                 let reason = e.to_string();
-                if let Err(e2) = reject(&self.root, &candidate, name, &reason) {
+                if let Err(e2) = reject(self.layout.root(), &candidate, name, &reason) {
                     tracing::error!("{e2}");
                 }
                 StoreEvent::Rejected {
@@ -332,7 +348,7 @@ impl ModelStore {
             }
             Err(reason) => {
                 let _ = std::fs::remove_dir_all(&tmp);
-                if let Err(e) = reject_file(&self.root, &tar_path, tar_name, &reason) {
+                if let Err(e) = reject_file(self.layout.root(), &tar_path, tar_name, &reason) {
                     tracing::error!("{e}");
                 }
                 StoreEvent::Rejected {
@@ -345,8 +361,8 @@ impl ModelStore {
 
     /// current -> previous, candidate -> current.
     fn promote(&self, candidate: &Path) -> Result<(), StoreError> {
-        let current = self.root.join(CURRENT);
-        let previous = self.root.join(PREVIOUS);
+        let current = self.layout.current();
+        let previous = self.layout.previous();
         if previous.exists() {
             std::fs::remove_dir_all(&previous).map_err(|source| StoreError::Io {
                 action: "remove",
@@ -360,10 +376,53 @@ impl ModelStore {
         rename(candidate, &current)
     }
 
+    /// Asks the service running on the store at `layout` to roll back (the trigger file in the
+    /// inbox) and waits up to `wait` (on `clock`) for it to act. Without a running service the
+    /// request stays, and the next start rolls back.
+    pub fn request_rollback(
+        layout: &StoreLayout,
+        wait: Duration,
+        clock: &dyn Clock,
+    ) -> Result<RollbackRequest, StoreError> {
+        let model_of = |dir: &Path| -> Option<String> {
+            let bytes = std::fs::read(dir.join(emotion_shared::bundle::MANIFEST_FILE)).ok()?;
+            let m = emotion_shared::manifest::Manifest::from_json(&bytes).ok()?;
+            Some(format!("{} {}", m.model.name, m.model.version))
+        };
+        let Some(target) = model_of(&layout.previous()) else {
+            return Err(StoreError::Empty(format!(
+                "{} holds no readable bundle: there is nothing to roll back to",
+                layout.previous().display()
+            )));
+        };
+        let from = model_of(&layout.current());
+        let trigger = layout.rollback_trigger();
+        std::fs::write(&trigger, b"requested by emotion-edge rollback\n").map_err(|source| {
+            StoreError::Io {
+                action: "write (run as the service's user or root)",
+                path: trigger.clone(),
+                source,
+            }
+        })?;
+        let deadline = clock.now() + wait;
+        while clock.now() < deadline {
+            if !trigger.exists() {
+                let now = model_of(&layout.current());
+                return Ok(if now.as_deref() == Some(target.as_str()) {
+                    RollbackRequest::Done { from, to: target }
+                } else {
+                    RollbackRequest::Refused { current: now }
+                });
+            }
+            clock.sleep(Duration::from_millis(200));
+        }
+        Ok(RollbackRequest::Pending { from, to: target })
+    }
+
     /// Swaps `current/` and `previous/` after verifying `previous/` again.
     pub fn rollback(&mut self) -> StoreEvent {
-        let current = self.root.join(CURRENT);
-        let previous = self.root.join(PREVIOUS);
+        let current = self.layout.current();
+        let previous = self.layout.previous();
         let v = match verify_bundle(&previous, &self.policy) {
             Ok(v) => v,
             Err(e) => {
@@ -372,7 +431,7 @@ impl ModelStore {
                 };
             }
         };
-        let swap = self.root.join(".rollback-swap");
+        let swap = self.layout.root().join(".rollback-swap");
         let result = rename(&current, &swap)
             .and_then(|()| rename(&previous, &current))
             .and_then(|()| rename(&swap, &previous));
@@ -469,11 +528,12 @@ fn reject_file(root: &Path, path: &Path, name: &str, reason: &str) -> Result<(),
     })
 }
 
-/// Polls the store every `interval` on a background thread until `stop` is set, sending
-/// events to `events`.
+/// Polls the store every `interval` (measured on `clock`) on a background thread until `stop`
+/// is set, sending events to `events`.
 pub fn spawn_watcher(
     mut store: ModelStore,
     interval: Duration,
+    clock: SharedClock,
     stop: Arc<AtomicBool>,
     events: Sender<StoreEvent>,
 ) -> std::thread::JoinHandle<()> {
@@ -489,7 +549,7 @@ pub fn spawn_watcher(
                 let mut slept = Duration::ZERO;
                 while slept < interval && !stop.load(Ordering::Relaxed) {
                     let step = Duration::from_millis(50).min(interval - slept);
-                    std::thread::sleep(step);
+                    clock.sleep(step);
                     slept += step;
                 }
             }

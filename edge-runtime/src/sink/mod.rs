@@ -2,11 +2,19 @@
 //! a display ([`display`]: SSD1306 OLED or PNG files) and JSON lines ([`json`]).
 //!
 //! Every sink takes the same [`FrameReport`] and status events; a sink whose device fails
-//! deals with it itself (re-open, back-off) and never stops the pipeline.
+//! deals with it itself (re-open, back-off) and never stops the pipeline. [`Sinks::from_config`]
+//! builds the configured ones.
+//!
+//! A new sink is a module here implementing [`Sink`], a section of its own in
+//! [`crate::config::Config`] and a few lines in [`Sinks::from_config`].
+
+use std::sync::Arc;
 
 use emotion_shared::protocol::Level;
 use serde::Serialize;
 
+use crate::clock::SharedClock;
+use crate::config::{Config, DisplayTarget};
 use crate::smooth::TrackedFace;
 
 pub mod display;
@@ -83,6 +91,73 @@ impl Sinks {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.sinks.is_empty()
+    }
+
+    /// The sinks the configuration asks for: serial (`[serial] port`), display
+    /// (`[display] target`) and JSON lines (`[json] path`), each timed by `clock`. A serial
+    /// port or display that is not there yet is not an error: those sinks open it later with
+    /// back-off. A PNG folder or JSON file that cannot be created is.
+    pub fn from_config(config: &Config, clock: SharedClock) -> Result<Sinks, SinkError> {
+        let mut sinks = Sinks::new();
+        if let Some(port) = &config.serial.port {
+            sinks.push(Box::new(serial::SerialSink::with_clock(
+                serial::SerialPortOpener {
+                    path: port.clone(),
+                    baud: config.serial.baud,
+                },
+                serial::SerialLimits {
+                    baud: config.serial.baud,
+                    max_fps: config.serial.max_fps,
+                },
+                Arc::clone(&clock),
+            )));
+        }
+        if let Some(target) = &config.display.target {
+            let target =
+                DisplayTarget::parse(target).map_err(|e| SinkError::Display(e.to_string()))?;
+            let max_fps = config.display.max_fps;
+            let sink: Box<dyn Sink> = match target {
+                DisplayTarget::Png(dir) => {
+                    let panel = display::PngPanel::new(&dir).map_err(|source| SinkError::Io {
+                        sink: format!("display folder {}", dir.display()),
+                        source,
+                    })?;
+                    Box::new(display::DisplaySink::with_clock(panel, max_fps, clock))
+                }
+                DisplayTarget::Ssd1306 { bus, address } => {
+                    Box::new(display::DisplaySink::with_clock(
+                        display::oled::OledPanel::new(bus, address),
+                        max_fps,
+                        clock,
+                    ))
+                }
+            };
+            sinks.push(sink);
+        }
+        match config.json.path.as_deref() {
+            None => {}
+            Some("-") => sinks.push(Box::new(json::JsonSink::new(std::io::stdout(), "stdout"))),
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| SinkError::Io {
+                        sink: format!("JSON output file {path} (cannot open it)"),
+                        source,
+                    })?;
+                sinks.push(Box::new(json::JsonSink::new(
+                    std::io::BufWriter::new(file),
+                    path,
+                )));
+            }
+        }
+        if sinks.is_empty() {
+            tracing::warn!(
+                "no output configured (--serial, --display, --json): results go nowhere"
+            );
+        }
+        Ok(sinks)
     }
 
     /// Reports a frame to every sink.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use emotion_shared::protocol::{FaceReport, Level, Message, permille};
 
 use super::{FrameReport, Sink, SinkError};
+use crate::clock::{SharedClock, SystemClock};
 use crate::source::Backoff;
 
 /// Opens the byte channel to the client: the real serial port, or a test double.
@@ -58,6 +59,7 @@ pub struct SerialLimits {
 pub struct SerialSink<O: PortOpener> {
     opener: O,
     port: Option<Box<dyn Write + Send>>,
+    clock: SharedClock,
     backoff: Backoff,
     seq: u32,
     limits: SerialLimits,
@@ -71,11 +73,18 @@ pub struct SerialSink<O: PortOpener> {
 }
 
 impl<O: PortOpener> SerialSink<O> {
-    /// A sink; the port is opened now if possible, else later with back-off.
+    /// A sink on the system clock; the port is opened now if possible, else later with
+    /// back-off.
     pub fn new(opener: O, limits: SerialLimits) -> Self {
+        Self::with_clock(opener, limits, SystemClock::shared())
+    }
+
+    /// A sink whose rate limit and re-open back-off run on `clock`.
+    pub fn with_clock(opener: O, limits: SerialLimits, clock: SharedClock) -> Self {
         let mut s = SerialSink {
             opener,
             port: None,
+            clock,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(10)),
             seq: 0,
             limits,
@@ -87,7 +96,7 @@ impl<O: PortOpener> SerialSink<O> {
             skipped_frames: 0,
             opened_once: false,
         };
-        s.ensure_open(Instant::now());
+        s.ensure_open(s.clock.now());
         s.tokens = s.bytes_per_second();
         s
     }
@@ -204,7 +213,7 @@ impl<O: PortOpener> SerialSink<O> {
 
 impl<O: PortOpener> Sink for SerialSink<O> {
     fn frame(&mut self, r: &FrameReport<'_>) -> Result<(), SinkError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         if self.limits.max_fps > 0.0
             && let Some(last) = self.last_frame
             && now.duration_since(last).as_secs_f32() < 1.0 / self.limits.max_fps
@@ -245,7 +254,7 @@ impl<O: PortOpener> Sink for SerialSink<O> {
     }
 
     fn status(&mut self, t_ms: u32, level: Level, code: &str, text: &str) -> Result<(), SinkError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let open = self.prepare(now, t_ms);
         let m = Message::status(self.seq, t_ms, level, code, text);
         self.seq = self.seq.wrapping_add(1);
@@ -401,7 +410,8 @@ mod tests {
     fn survives_unplug_and_reports_the_gap_after_reopening() {
         let port = MemPort::default();
         *port.plugged.lock().expect("lock") = true;
-        let mut sink = SerialSink::new(port.clone(), FAST);
+        let clock = crate::clock::ManualClock::new();
+        let mut sink = SerialSink::with_clock(port.clone(), FAST, clock.shared());
         sink.status(0, Level::Info, "start", "up").expect("status");
         *port.plugged.lock().expect("lock") = false;
         for i in 0..3 {
@@ -416,7 +426,7 @@ mod tests {
         }
         assert_eq!(sink.lost_lines(), 3);
         *port.plugged.lock().expect("lock") = true;
-        std::thread::sleep(Duration::from_millis(1100)); // longer than the back-off
+        clock.advance(Duration::from_millis(1100)); // longer than the back-off
         sink.frame(&FrameReport {
             t_ms: 99,
             frame: 9,

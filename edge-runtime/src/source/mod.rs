@@ -2,6 +2,10 @@
 //! image files, folders and globs ([`files`]), MJPEG on standard input ([`mjpeg`]) and V4L2
 //! cameras ([`v4l2`], feature `v4l`), plus the decoders they share ([`decode`]).
 //!
+//! [`from_config`] opens the configured source. A new source is a module here implementing
+//! [`FrameSource`], a [`SourceKind`] variant with its settings in [`SourceConfig`], and an arm
+//! in [`from_config`].
+//!
 //! A source never panics on bad input: a frame that does not decode is
 //! [`SourceError::Corrupt`] (the pipeline counts it and asks for the next one); a device that
 //! went away is [`SourceError::Unavailable`] until it comes back.
@@ -10,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use emotion_shared::render::SceneTruth;
 use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use synthetic::SyntheticConfig;
 
 pub mod decode;
 pub mod files;
@@ -17,6 +24,75 @@ pub mod mjpeg;
 pub mod synthetic;
 #[cfg(feature = "v4l")]
 pub mod v4l2;
+
+/// Where frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The synthetic camera.
+    Synthetic,
+    /// Image files, folders, globs (`source.files`).
+    Files,
+    /// MJPEG on standard input (`rpicam-vid --codec mjpeg -o -`).
+    Stdin,
+    /// A V4L2 camera (`source.v4l2`).
+    V4l2,
+}
+
+/// `[source]`: which source, and each source's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Which source.
+    pub kind: SourceKind,
+    /// For `files`: files, folders, glob patterns.
+    pub files: Vec<String>,
+    /// For `files`: start over at the end.
+    pub repeat: bool,
+    /// For `synthetic`.
+    pub synthetic: SyntheticConfig,
+    /// For `v4l2`.
+    #[cfg(feature = "v4l")]
+    pub v4l2: crate::source::v4l2::V4l2Config,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            kind: SourceKind::Synthetic,
+            files: vec![],
+            repeat: false,
+            synthetic: SyntheticConfig::default(),
+            #[cfg(feature = "v4l")]
+            v4l2: Default::default(),
+        }
+    }
+}
+
+/// Opens the configured source (the synthetic camera paces itself on `clock`). A camera
+/// that is not there yet is not an error here: it is retried with back-off while the
+/// pipeline runs.
+pub fn from_config(
+    config: &SourceConfig,
+    clock: crate::clock::SharedClock,
+) -> Result<Box<dyn FrameSource>, SourceError> {
+    Ok(match config.kind {
+        SourceKind::Synthetic => Box::new(synthetic::SyntheticCamera::with_clock(
+            config.synthetic.clone(),
+            clock,
+        )),
+        SourceKind::Files => Box::new(files::FileSource::new(&config.files, config.repeat)?),
+        SourceKind::Stdin => Box::new(mjpeg::MjpegSource::new(std::io::stdin().lock(), "stdin")),
+        #[cfg(feature = "v4l")]
+        SourceKind::V4l2 => Box::new(v4l2::V4l2Camera::new(config.v4l2.clone())),
+        #[cfg(not(feature = "v4l"))]
+        SourceKind::V4l2 => {
+            return Err(SourceError::Fatal(
+                "this build has no V4L2 support (cargo feature `v4l`)".into(),
+            ));
+        }
+    })
+}
 
 /// One captured frame.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ use emotion_shared::render::{SceneFace, render_scene};
 use serde::{Deserialize, Serialize};
 
 use super::{Frame, FrameSource, SourceError};
+use crate::clock::{SharedClock, SystemClock};
 
 /// Synthetic camera settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,15 +53,22 @@ pub struct SyntheticCamera {
     config: SyntheticConfig,
     index: u64,
     next_due: Option<Instant>,
+    clock: SharedClock,
 }
 
 impl SyntheticCamera {
-    /// A camera; `faces` is clamped to 1..=4.
+    /// A camera on the system clock; `faces` is clamped to 1..=4.
     pub fn new(config: SyntheticConfig) -> Self {
+        Self::with_clock(config, SystemClock::shared())
+    }
+
+    /// A camera that paces `fps` and stamps its frames on `clock`.
+    pub fn with_clock(config: SyntheticConfig, clock: SharedClock) -> Self {
         SyntheticCamera {
             config,
             index: 0,
             next_due: None,
+            clock,
         }
     }
 
@@ -110,10 +118,10 @@ impl FrameSource for SyntheticCamera {
         }
         if self.config.fps > 0.0 {
             let period = Duration::from_secs_f32(1.0 / self.config.fps);
-            let now = Instant::now();
+            let now = self.clock.now();
             let due = self.next_due.unwrap_or(now);
             if due > now {
-                std::thread::sleep(due - now);
+                self.clock.sleep(due - now);
             }
             self.next_due = Some(due.max(now) + period);
         }
@@ -127,7 +135,7 @@ impl FrameSource for SyntheticCamera {
         self.index += 1;
         Ok(Some(Frame {
             image: scene.image,
-            captured: Instant::now(),
+            captured: self.clock.now(),
             origin: format!("synthetic frame {}", self.index - 1),
             truth: Some(scene.faces),
         }))
@@ -166,5 +174,30 @@ mod tests {
         assert!(cam.next_frame().expect("ok").is_some());
         assert!(cam.next_frame().expect("ok").is_some());
         assert!(cam.next_frame().expect("ok").is_none());
+    }
+
+    #[test]
+    fn paces_frames_on_its_clock() {
+        let clock = crate::clock::ManualClock::new();
+        let mut cam = SyntheticCamera::with_clock(
+            SyntheticConfig {
+                width: 32,
+                height: 32,
+                fps: 10.0,
+                ..SyntheticConfig::default()
+            },
+            clock.shared(),
+        );
+        let captured: Vec<_> = (0..4)
+            .map(|_| cam.next_frame().expect("frame").expect("endless").captured)
+            .collect();
+        let gaps: Vec<_> = captured.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.iter()
+                .all(|g| g.abs_diff(std::time::Duration::from_millis(100))
+                    < std::time::Duration::from_micros(1)),
+            "{gaps:?}"
+        );
+        assert!(clock.elapsed() >= std::time::Duration::from_millis(300));
     }
 }

@@ -22,9 +22,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use emotion_shared::bundle::{Bundle, TrustPolicy, VerifiedBundle, read_public_key};
 use emotion_shared::bundle_tar;
-
-/// The inbox of a store installed by `deploy/install.sh`.
-pub const DEFAULT_INBOX: &str = "/var/lib/emotion-edge/models/inbox";
+use emotion_shared::store_layout::StoreLayout;
 
 /// Options of `emotion-train push`.
 #[derive(Debug, Args)]
@@ -75,10 +73,14 @@ impl Target {
                 if host.starts_with('-') || host.chars().any(char::is_whitespace) {
                     bail!("--to {to:?}: `{host}` is not a host name");
                 }
-                let dir = if dir.is_empty() { DEFAULT_INBOX } else { dir };
+                let dir = if dir.is_empty() {
+                    StoreLayout::installed().inbox().display().to_string()
+                } else {
+                    dir.to_string()
+                };
                 Ok(Target::Ssh {
                     host: host.to_string(),
-                    dir: dir.to_string(),
+                    dir,
                 })
             }
             _ if to.is_empty() => bail!("--to is empty"),
@@ -102,7 +104,7 @@ fn remote_script(dir: &str, name: &str) -> String {
          name={name}\n\
          [ -d \"$inbox\" ] || {{ echo \"no inbox $inbox on $(hostname): is emotion-edge installed?\" >&2; exit 3; }}\n\
          [ -e \"$inbox/$name\" ] && {{ echo \"$inbox/$name already exists\" >&2; exit 4; }}\n\
-         tmp=\"$inbox/.$name.push.$$\"\n\
+         tmp=\"$inbox/{staging}\"\n\
          rm -rf \"$tmp\"\n\
          mkdir \"$tmp\"\n\
          trap 'rm -rf \"$tmp\"' EXIT\n\
@@ -112,6 +114,8 @@ fn remote_script(dir: &str, name: &str) -> String {
          echo \"$inbox/$name\"\n",
         dir = shell_quote(dir),
         name = shell_quote(name),
+        // The remote shell's process id tells concurrent pushes apart.
+        staging = StoreLayout::staging_name("$name", "$$"),
     )
 }
 
@@ -212,7 +216,7 @@ fn push_local(tar: &[u8], inbox: &Path, name: &str) -> Result<()> {
     if dest.exists() {
         bail!("{} already exists", dest.display());
     }
-    let tmp = inbox.join(format!(".{name}.push.{}", std::process::id()));
+    let tmp = inbox.join(StoreLayout::staging_name(name, std::process::id()));
     bundle_tar::unpack_from(tar, "bundle", &tmp)
         .with_context(|| format!("copying the bundle to {}", tmp.display()))?;
     std::fs::rename(&tmp, &dest).with_context(|| {
@@ -269,7 +273,7 @@ mod tests {
             Target::parse("pi@raspberrypi:").unwrap(),
             Target::Ssh {
                 host: "pi@raspberrypi".into(),
-                dir: DEFAULT_INBOX.into()
+                dir: "/var/lib/emotion-edge/models/inbox".into()
             }
         );
         assert_eq!(

@@ -15,6 +15,7 @@ use emotion_shared::Emotion;
 use emotion_shared::protocol::Level;
 
 use super::{FrameReport, Sink, SinkError};
+use crate::clock::{SharedClock, SystemClock};
 
 mod framebuffer;
 pub mod oled;
@@ -195,14 +196,20 @@ pub trait Panel {
 /// Updates a [`Panel`] at most `max_fps` times a second, and only when the picture changes.
 pub struct DisplaySink<P: Panel> {
     panel: P,
+    clock: SharedClock,
     min_interval: Duration,
     last: Option<(Instant, DisplayState)>,
     failing: bool,
 }
 
 impl<P: Panel> DisplaySink<P> {
-    /// A sink over `panel`.
+    /// A sink over `panel`, timed by the system clock.
     pub fn new(panel: P, max_fps: f32) -> Self {
+        Self::with_clock(panel, max_fps, SystemClock::shared())
+    }
+
+    /// A sink over `panel` whose update rate is measured on `clock`.
+    pub fn with_clock(panel: P, max_fps: f32, clock: SharedClock) -> Self {
         let min_interval = if max_fps > 0.0 {
             Duration::from_secs_f32(1.0 / max_fps)
         } else {
@@ -210,6 +217,7 @@ impl<P: Panel> DisplaySink<P> {
         };
         DisplaySink {
             panel,
+            clock,
             min_interval,
             last: None,
             failing: false,
@@ -224,7 +232,7 @@ impl<P: Panel> DisplaySink<P> {
 
 impl<P: Panel> Sink for DisplaySink<P> {
     fn frame(&mut self, r: &FrameReport<'_>) -> Result<(), SinkError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut state = DisplayState::from_report(r);
         // FPS to one decimal, so a changing last digit does not force redraws.
         state.fps = (state.fps * 10.0).round() / 10.0;

@@ -18,8 +18,8 @@ fn photo() -> Option<image::RgbImage> {
 }
 
 fn detector(max_width: u32, min_face: u32) -> Box<dyn FaceDetector> {
-    detect::build(&DetectConfig {
-        detector: DetectorKind::Rustface,
+    detect::from_config(&DetectConfig {
+        detector: DetectorKind::Seeta,
         min_face,
         max_width,
         every: 1,

@@ -1,0 +1,100 @@
+//! What a device offers the runtime (`emotion-edge devices`): cameras, serial ports, I2C
+//! buses and whether the SeetaFace model is built in.
+
+use std::fmt;
+
+use crate::detect;
+
+/// The devices found on this machine.
+#[derive(Debug, Clone)]
+pub struct Devices {
+    /// V4L2 cameras (path, name); `None` when this build has no V4L2 support.
+    pub cameras: Option<Vec<(String, String)>>,
+    /// Serial ports (name, kind), or why they could not be listed.
+    pub serial_ports: Result<Vec<(String, String)>, String>,
+    /// `/dev/i2c-*` buses.
+    pub i2c_buses: Vec<String>,
+    /// Whether the SeetaFace model is built into this binary.
+    pub seeta_built_in: bool,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Devices {
+            cameras: None,
+            serial_ports: Ok(Vec::new()),
+            i2c_buses: Vec::new(),
+            seeta_built_in: false,
+        }
+    }
+}
+
+/// Looks for cameras, serial ports and I2C buses.
+pub fn find() -> Devices {
+    #[cfg(feature = "v4l")]
+    let cameras = Some(crate::source::v4l2::list_cameras());
+    #[cfg(not(feature = "v4l"))]
+    let cameras = None;
+    let serial_ports = serialport::available_ports()
+        .map(|ports| {
+            ports
+                .into_iter()
+                .map(|p| (p.port_name, format!("{:?}", p.port_type)))
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+    let mut i2c_buses: Vec<String> = glob::glob("/dev/i2c-*")
+        .map(|g| g.flatten().map(|p| p.display().to_string()).collect())
+        .unwrap_or_default();
+    i2c_buses.sort();
+    Devices {
+        cameras,
+        serial_ports,
+        i2c_buses,
+        seeta_built_in: detect::EMBEDDED_MODEL_AVAILABLE,
+    }
+}
+
+impl fmt::Display for Devices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "cameras (V4L2):")?;
+        match &self.cameras {
+            None => writeln!(f, "  (this build has no V4L2 support)")?,
+            Some(c) if c.is_empty() => writeln!(f, "  none")?,
+            Some(c) => {
+                for (path, name) in c {
+                    writeln!(f, "  {path}  {name}")?;
+                }
+            }
+        }
+        writeln!(f, "serial ports:")?;
+        match &self.serial_ports {
+            Ok(p) if p.is_empty() => writeln!(f, "  none")?,
+            Ok(p) => {
+                for (name, kind) in p {
+                    writeln!(f, "  {name}  {kind}")?;
+                }
+            }
+            Err(e) => writeln!(f, "  cannot list: {e}")?,
+        }
+        writeln!(f, "I2C buses:")?;
+        if self.i2c_buses.is_empty() {
+            writeln!(
+                f,
+                "  none (on a Raspberry Pi: enable I2C with raspi-config)"
+            )?;
+        }
+        for b in &self.i2c_buses {
+            writeln!(f, "  {b}")?;
+        }
+        write!(
+            f,
+            "face detector model: {}",
+            if self.seeta_built_in {
+                "SeetaFace frontal, built in"
+            } else {
+                "not built in (set detect.seeta.model in the config)"
+            }
+        )
+    }
+}
