@@ -13,6 +13,8 @@ use common::python;
 use std::path::Path;
 use std::process::Command;
 
+use assert_cmd::prelude::*;
+
 use emotion_shared::bundle::{Bundle, BundleError, TrustPolicy, read_public_key};
 use emotion_shared::preprocess::PreprocessSpec;
 use emotion_shared::render::ClassProportions;
@@ -85,7 +87,13 @@ fn check_with_onnxruntime(onnx: &[u8], inputs: &Tensor, expected: &[Vec<f32>]) {
     std::fs::write(&json, serde_json::to_vec(&spec).expect("json")).expect("write json");
     let script = dir.path().join("check.py");
     std::fs::write(&script, ONNX_CHECK_PY).expect("write script");
-    let stdout = common::run_ok(Command::new(python()).arg(&script).arg(&model).arg(&json));
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(&model)
+        .arg(&json)
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout);
     println!("{}", stdout.trim());
 }
 
@@ -358,7 +366,8 @@ fn a_mismatch_fails_with_the_numbers() {
 }
 
 fn emotion_train(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_emotion-train"))
+    assert_cmd::Command::cargo_bin("emotion-train")
+        .expect("emotion-train is built")
         .args(args)
         .env("RUST_LOG", "info")
         .output()

@@ -11,6 +11,8 @@ use common::python;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use assert_cmd::prelude::*;
+
 use emotion_trainer::model::Arch;
 use emotion_trainer::model::checkpoint::ModelMeta;
 use tch::{Device, Kind, Tensor};
@@ -20,7 +22,8 @@ fn testdata() -> PathBuf {
 }
 
 fn run_python(args: &[&std::ffi::OsStr]) -> String {
-    common::run_ok(Command::new(python()).args(args))
+    let out = Command::new(python()).args(args).assert().success();
+    String::from_utf8_lossy(&out.get_output().stdout).into_owned()
 }
 
 fn import(file: &Path, out: &Path) -> std::process::Output {

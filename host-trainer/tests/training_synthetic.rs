@@ -120,19 +120,14 @@ fn compact_model_with_class_weights_learns_the_synthetic_expressions() {
 }
 
 fn emotion_train(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_emotion-train"))
+    let out = assert_cmd::Command::cargo_bin("emotion-train")
+        .expect("emotion-train is built")
         .args(args)
         .env("RUST_LOG", "warn")
         .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("emotion-train runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "emotion-train {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+        .assert()
+        .success();
+    String::from_utf8_lossy(&out.get_output().stdout).to_string()
 }
 
 /// The accuracy on the first line of `text` containing `tag`.
@@ -263,7 +258,8 @@ fn int8_export_keeps_the_accuracy(
 ) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let bundle = dir.path().join("int8");
-    let out = Command::new(env!("CARGO_BIN_EXE_emotion-train"))
+    let out = assert_cmd::Command::cargo_bin("emotion-train")
+        .expect("emotion-train is built")
         .args(["export", "--int8", "--checkpoint"])
         .arg(run)
         .arg("--data")

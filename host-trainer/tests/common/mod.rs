@@ -34,21 +34,3 @@ pub fn import_weights(format: &str, file: &Path, out: &Path) -> Output {
         .output()
         .expect("emotion-train runs")
 }
-
-/// Runs `cmd` to completion and returns what it printed on stdout; panics with the command,
-/// its exit status and both streams when it fails.
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("could not start {:?}: {e}", cmd.get_program()));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{:?} {:?} failed ({}):\n{stdout}\n{}",
-        cmd.get_program(),
-        cmd.get_args().collect::<Vec<_>>(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
