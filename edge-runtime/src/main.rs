@@ -10,9 +10,8 @@ mod commands;
 #[derive(Debug, Parser)]
 #[command(name = "emotion-edge", version, about, long_about = None)]
 struct Cli {
-    /// Log filter, e.g. `info`, `debug`, `emotion_edge=trace` (also RUST_LOG).
-    #[arg(long, global = true, default_value = "info", env = "RUST_LOG")]
-    log: String,
+    #[command(flatten)]
+    log: emotion_shared::logging::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,7 +38,7 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    emotion_shared::logging::init(&cli.log)?;
+    cli.log.init()?;
     match cli.command {
         Command::Run(args) => commands::run::run(*args),
         Command::Classify(args) => commands::classify::run(args),

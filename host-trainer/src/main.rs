@@ -1,6 +1,6 @@
 //! `emotion-train`: the workstation side. See `emotion-train --help`.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 use emotion_trainer::device::{self, DeviceChoice};
 
@@ -19,9 +19,8 @@ use commands::train::TrainArgs;
 #[derive(Debug, Parser)]
 #[command(name = "emotion-train", version, about, long_about = None)]
 struct Cli {
-    /// Log filter, e.g. `info`, `debug`, `emotion_trainer=trace` (also RUST_LOG).
-    #[arg(long, global = true, default_value = "info", env = "RUST_LOG")]
-    log: String,
+    #[command(flatten)]
+    log: emotion_shared::logging::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,13 +55,7 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log)
-                .with_context(|| format!("bad --log filter {:?}", cli.log))?,
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli.log.init()?;
 
     match cli.command {
         Command::Info { device: choice } => info(choice),

@@ -20,6 +20,21 @@ pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) 
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// The `--log` option both binaries take (global to their subcommands).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// Log filter, e.g. `info`, `debug`, `emotion_edge=trace` (also RUST_LOG).
+    #[arg(long, global = true, default_value = "info", env = "RUST_LOG")]
+    pub log: String,
+}
+
+impl LogArgs {
+    /// Installs the global subscriber with this filter (see [`init`]).
+    pub fn init(&self) -> Result<(), LogFilterError> {
+        init(&self.log)
+    }
+}
+
 /// Installs the global subscriber with `filter` (e.g. `info`, `emotion_edge=debug`).
 pub fn init(filter: &str) -> Result<(), LogFilterError> {
     let env_filter =
