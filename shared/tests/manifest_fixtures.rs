@@ -360,7 +360,10 @@ fn list_errors_carry_the_index() {
     let e = Manifest::from_json(v.to_string().as_bytes())
         .unwrap_err()
         .to_string();
-    assert_mentions(&e, &["field `self_test[0].input.pixels_hex`", "invalid hex"]);
+    assert_mentions(
+        &e,
+        &["field `self_test[0].input.pixels_hex`", "invalid hex"],
+    );
     v = serde_json::from_slice(&fixture("valid.json")).expect("json");
     v["self_test"][0]["top_label"] = serde_json::json!("joy");
     let e = Manifest::from_json(v.to_string().as_bytes())
