@@ -29,6 +29,14 @@
 //! target = "ssd1306:/dev/i2c-1@0x3c"   # or "png:/tmp/display"
 //! [json]
 //! path = "-"               # stdout, or a file
+//! [mqtt]                   # see emotion_edge::sink::mqtt for topics and payloads
+//! host = "broker.lan"      # none: no MQTT
+//! device = "pi-lab-3"      # default: the host name
+//! username = "pi-lab-3"
+//! password_file = "/etc/emotion-edge/mqtt.pass"
+//! ca_file = "/etc/emotion-edge/mqtt-ca.pem"   # TLS (port 8883 by default)
+//! [status]
+//! path = "/var/lib/emotion-edge/status.json"  # default: next to model.store
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -36,6 +44,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::detect::{DetectConfig, DetectorKind};
+pub use crate::service::status::StatusConfig;
+pub use crate::sink::mqtt::MqttConfig;
 use crate::smooth::SmoothConfig;
 pub use crate::source::{SourceConfig, SourceKind};
 
@@ -126,6 +136,10 @@ pub struct Config {
     pub display: DisplayConfig,
     /// JSON lines output.
     pub json: JsonConfig,
+    /// MQTT output.
+    pub mqtt: MqttConfig,
+    /// The status file (`emotion-edge status`).
+    pub status: StatusConfig,
     /// Stop after this many frames (0: run until stopped or the source ends).
     pub max_frames: u64,
 }
@@ -264,6 +278,50 @@ pub struct Overrides {
     #[arg(long)]
     #[serde(rename = "json.path", skip_serializing_if = "Option::is_none")]
     pub json: Option<String>,
+    /// MQTT broker host (enables the MQTT sink).
+    #[arg(long)]
+    #[serde(rename = "mqtt.host", skip_serializing_if = "Option::is_none")]
+    pub mqtt_host: Option<String>,
+    /// MQTT broker port [default: 1883, 8883 with --mqtt-ca-file].
+    #[arg(long)]
+    #[serde(rename = "mqtt.port", skip_serializing_if = "Option::is_none")]
+    pub mqtt_port: Option<u16>,
+    /// The device's name in MQTT topics [default: the host name].
+    #[arg(long)]
+    #[serde(rename = "mqtt.device", skip_serializing_if = "Option::is_none")]
+    pub mqtt_device: Option<String>,
+    /// First MQTT topic level [default: emotion].
+    #[arg(long)]
+    #[serde(rename = "mqtt.topic_prefix", skip_serializing_if = "Option::is_none")]
+    pub mqtt_prefix: Option<String>,
+    /// MQTT user name.
+    #[arg(long)]
+    #[serde(rename = "mqtt.username", skip_serializing_if = "Option::is_none")]
+    pub mqtt_username: Option<String>,
+    /// File holding the MQTT password.
+    #[arg(long)]
+    #[serde(rename = "mqtt.password_file", skip_serializing_if = "Option::is_none")]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// CA certificate(s) (PEM): MQTT over TLS.
+    #[arg(long)]
+    #[serde(rename = "mqtt.ca_file", skip_serializing_if = "Option::is_none")]
+    pub mqtt_ca_file: Option<PathBuf>,
+    /// Most MQTT `frame` messages per second (0: none).
+    #[arg(long)]
+    #[serde(rename = "mqtt.frame_rate", skip_serializing_if = "Option::is_none")]
+    pub mqtt_frame_rate: Option<f32>,
+    /// Home Assistant discovery prefix [default: homeassistant].
+    #[arg(long)]
+    #[serde(
+        rename = "mqtt.discovery_prefix",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mqtt_discovery_prefix: Option<String>,
+    /// Where the service keeps its status (`emotion-edge status`) [default: status.json
+    /// next to the model store].
+    #[arg(long)]
+    #[serde(rename = "status.path", skip_serializing_if = "Option::is_none")]
+    pub status_file: Option<PathBuf>,
     /// Stop after N frames.
     #[arg(long)]
     #[serde(rename = "max_frames", skip_serializing_if = "Option::is_none")]
@@ -470,6 +528,7 @@ impl Config {
         if let Some(t) = &self.display.target {
             DisplayTarget::parse(t)?;
         }
+        self.mqtt.validate().map_err(ConfigError::Invalid)?;
         if self.serial.baud == 0 {
             return Err(ConfigError::Invalid("serial.baud must be > 0".into()));
         }

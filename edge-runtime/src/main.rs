@@ -34,6 +34,9 @@ enum Command {
     /// Go back to the previous model of a store: the running service swaps it in between
     /// frames (or the next start does), after verifying it again.
     Rollback(commands::rollback::RollbackArgs),
+    /// Print the running service's status (model, uptime, FPS, frames, faces, lost
+    /// messages, last error) as JSON, from the file it keeps current.
+    Status(commands::status::StatusArgs),
 }
 
 fn main() -> Result<()> {
@@ -50,5 +53,6 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Rollback(args) => commands::rollback::run(args),
+        Command::Status(args) => commands::status::run(args),
     }
 }

@@ -5,6 +5,7 @@ pub mod classify;
 pub mod listen;
 pub mod rollback;
 pub mod run;
+pub mod status;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -25,6 +25,7 @@ use crate::pipeline::{Pipeline, RunStats};
 use crate::sink::{SinkError, Sinks};
 use crate::source::{self, FrameSource, SourceError};
 
+pub mod status;
 pub mod systemd;
 
 pub use systemd::{Watchdog, notify_ready, notify_stopping};
@@ -157,7 +158,25 @@ impl Service {
                 .into());
             }
         };
-        let sinks = Sinks::from_config(config, Arc::clone(&clock))?;
+        let mut sinks = Sinks::from_config(config, Arc::clone(&clock))?;
+        if let Some(path) = config.status.resolve(config.model.store.as_deref()) {
+            let bundle = match (&config.model.bundle, &config.model.store) {
+                (Some(b), _) => status::BundleDir::Fixed(b.clone()),
+                (None, Some(root)) => status::BundleDir::StoreCurrent(
+                    emotion_shared::store_layout::StoreLayout::new(root).current(),
+                ),
+                (None, None) => status::BundleDir::Fixed(PathBuf::new()),
+            };
+            tracing::info!("status in {}", path.display());
+            sinks.push(Box::new(status::StatusSink::new(
+                path,
+                Duration::from_millis(config.status.interval_ms.max(100)),
+                Arc::clone(&clock),
+                Arc::clone(&slot),
+                bundle,
+                sinks.mqtt_link(),
+            )));
+        }
         let detector = crate::detect::from_config(&config.detect)?;
         let source = source::from_config(&config.source, Arc::clone(&clock))?;
         let pipeline = Pipeline::new(detector, slot, config.smooth, sinks)?.with_clock(clock);

@@ -1,5 +1,6 @@
 //! Where results leave the device: the serial line ([`serial`], the shared wire protocol),
-//! a display ([`display`]: SSD1306 OLED or PNG files) and JSON lines ([`json`]).
+//! a display ([`display`]: SSD1306 OLED or PNG files), JSON lines ([`json`]), an MQTT broker
+//! ([`mqtt`], with Home Assistant discovery) and the status file ([`crate::service::status`]).
 //!
 //! Every sink takes the same [`FrameReport`] and status events; a sink whose device fails
 //! deals with it itself (re-open, back-off) and never stops the pipeline. [`Sinks::from_config`]
@@ -19,6 +20,7 @@ use crate::smooth::TrackedFace;
 
 pub mod display;
 pub mod json;
+pub mod mqtt;
 pub mod serial;
 
 /// What happened in one processed frame, after smoothing.
@@ -70,6 +72,7 @@ pub trait Sink {
 #[derive(Default)]
 pub struct Sinks {
     sinks: Vec<Box<dyn Sink>>,
+    mqtt: Option<Arc<mqtt::Link>>,
 }
 
 impl Sinks {
@@ -93,10 +96,16 @@ impl Sinks {
         self.sinks.is_empty()
     }
 
+    /// The MQTT link's counters, when an MQTT sink is configured.
+    pub fn mqtt_link(&self) -> Option<Arc<mqtt::Link>> {
+        self.mqtt.clone()
+    }
+
     /// The sinks the configuration asks for: serial (`[serial] port`), display
-    /// (`[display] target`) and JSON lines (`[json] path`), each timed by `clock`. A serial
-    /// port or display that is not there yet is not an error: those sinks open it later with
-    /// back-off. A PNG folder or JSON file that cannot be created is.
+    /// (`[display] target`), JSON lines (`[json] path`) and MQTT (`[mqtt] host`), each timed
+    /// by `clock`. A serial port, display or broker that is not there yet is not an error:
+    /// those sinks connect later with back-off. A PNG folder or JSON file that cannot be
+    /// created is.
     pub fn from_config(config: &Config, clock: SharedClock) -> Result<Sinks, SinkError> {
         let mut sinks = Sinks::new();
         if let Some(port) = &config.serial.port {
@@ -122,13 +131,17 @@ impl Sinks {
                         sink: format!("display folder {}", dir.display()),
                         source,
                     })?;
-                    Box::new(display::DisplaySink::with_clock(panel, max_fps, clock))
+                    Box::new(display::DisplaySink::with_clock(
+                        panel,
+                        max_fps,
+                        Arc::clone(&clock),
+                    ))
                 }
                 DisplayTarget::Ssd1306 { bus, address } => {
                     Box::new(display::DisplaySink::with_clock(
                         display::oled::OledPanel::new(bus, address),
                         max_fps,
-                        clock,
+                        Arc::clone(&clock),
                     ))
                 }
             };
@@ -152,9 +165,14 @@ impl Sinks {
                 )));
             }
         }
+        if config.mqtt.host.is_some() {
+            let sink = mqtt::MqttSink::start(&config.mqtt, Arc::clone(&clock))?;
+            sinks.mqtt = Some(sink.link());
+            sinks.push(Box::new(sink));
+        }
         if sinks.is_empty() {
             tracing::warn!(
-                "no output configured (--serial, --display, --json): results go nowhere"
+                "no output configured (--serial, --display, --json, --mqtt-host): results go nowhere"
             );
         }
         Ok(sinks)
