@@ -6,11 +6,13 @@
 //! Training flows [`data`] -> [`model`] -> [`train`] -> [`eval`] -> [`quantize`] ->
 //! [`export`]; [`onnx`] writes and runs ONNX models for the last two, [`import`] reads
 //! published backbone weights, [`preprocess`] is the shared input contract in tensor ops, and
-//! [`device`] picks the CPU or a CUDA GPU.
+//! [`device`] picks the CPU or a CUDA GPU. [`detector`] converts the
+//! edge's face detector (MediaPipe BlazeFace, TFLite) into ONNX.
 
 #![deny(missing_docs)]
 
 pub mod data;
+pub mod detector;
 pub mod device;
 pub mod eval;
 pub mod export;

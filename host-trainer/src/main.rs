@@ -6,6 +6,7 @@ use emotion_trainer::device::{self, DeviceChoice};
 
 mod commands;
 use commands::bench::BenchArgs;
+use commands::convert_detector::ConvertDetectorArgs;
 use commands::distill::DistillArgs;
 use commands::eval::EvalArgs;
 use commands::export::ExportArgs;
@@ -49,6 +50,8 @@ enum Command {
     Keygen(KeygenArgs),
     /// Measure training throughput (images/s) of an architecture on random data.
     Bench(BenchArgs),
+    /// Convert MediaPipe's BlazeFace face detector (TFLite) into the ONNX file the edge runs.
+    ConvertDetector(ConvertDetectorArgs),
     /// Copy a checked bundle into a device's model inbox over SSH (atomically).
     Push(PushArgs),
 }
@@ -68,6 +71,7 @@ fn main() -> Result<()> {
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Push(args) => commands::push::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::ConvertDetector(args) => commands::convert_detector::run(args),
     }
 }
 

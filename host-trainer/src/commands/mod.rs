@@ -2,6 +2,7 @@
 //! library's work.
 
 pub mod bench;
+pub mod convert_detector;
 pub mod distill;
 pub mod eval;
 pub mod export;
