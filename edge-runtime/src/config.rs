@@ -14,7 +14,7 @@
 //! fps = 30
 //! format = "mjpeg"         # mjpeg | yuyv
 //! [detect]
-//! detector = "seeta"       # full-frame | seeta
+//! detector = "seeta"       # full-frame | seeta | blazeface ([detect.blazeface])
 //! min_face = 40
 //! every = 3
 //! [detect.seeta]

@@ -1,6 +1,8 @@
 //! Face detection: where the faces are in a frame. [`FullFrame`] (the frame is the face, for
 //! kiosks and pre-cropped images), [`SeetaDetector`] (SeetaFace frontal cascade through the
-//! `rustface` crate, on a downscaled grey copy of the frame, with a minimum face size) and
+//! `rustface` crate, on a downscaled grey copy of the frame, with a minimum face size),
+//! [`BlazeFaceDetector`] (MediaPipe's BlazeFace CNN in tract, short or full range, with eye,
+//! nose, mouth and ear key points: [`blazeface`]) and
 //! [`Scheduled`] (detect every N frames, keep the last boxes in between so the tracker follows
 //! them). [`from_config`] builds the configured one.
 //!
@@ -12,7 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::geometry::FaceBox;
 
+pub mod blazeface;
 mod seeta;
+
+pub use blazeface::{BlazeFaceConfig, BlazeFaceDetector, BlazeFaceError, BlazeFaceModel};
 
 pub use seeta::{
     EMBEDDED_MODEL_AVAILABLE, SEETA_MIN_FACE, SeetaConfig, SeetaDetector, SeetaError,
@@ -38,6 +43,19 @@ pub enum DetectorKind {
     #[serde(alias = "rustface")]
     #[value(alias = "rustface")]
     Seeta,
+    /// MediaPipe's BlazeFace CNN (`[detect.blazeface]`: short or full range, its ONNX file).
+    Blazeface,
+}
+
+/// Why the configured detector could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The SeetaFace model.
+    #[error(transparent)]
+    Seeta(#[from] SeetaError),
+    /// The BlazeFace model.
+    #[error(transparent)]
+    BlazeFace(#[from] BlazeFaceError),
 }
 
 /// `[detect]`: settings every detector shares, and one section per detector.
@@ -54,6 +72,8 @@ pub struct DetectConfig {
     pub every: u32,
     /// `[detect.seeta]`: the SeetaFace detector's own settings.
     pub seeta: SeetaConfig,
+    /// `[detect.blazeface]`: the BlazeFace detector's own settings.
+    pub blazeface: BlazeFaceConfig,
 }
 
 impl Default for DetectConfig {
@@ -64,6 +84,7 @@ impl Default for DetectConfig {
             max_width: 640,
             every: 3,
             seeta: SeetaConfig::default(),
+            blazeface: BlazeFaceConfig::default(),
         }
     }
 }
@@ -127,7 +148,7 @@ impl FaceDetector for Scheduled {
 }
 
 /// Builds the configured detector (downscaling and scheduling included).
-pub fn from_config(config: &DetectConfig) -> Result<Box<dyn FaceDetector>, SeetaError> {
+pub fn from_config(config: &DetectConfig) -> Result<Box<dyn FaceDetector>, DetectError> {
     let base: Box<dyn FaceDetector> = match config.detector {
         DetectorKind::FullFrame => return Ok(Box::new(FullFrame)),
         DetectorKind::Seeta => {
@@ -137,6 +158,17 @@ pub fn from_config(config: &DetectConfig) -> Result<Box<dyn FaceDetector>, Seeta
                 config.min_face,
                 config.max_width,
                 config.seeta.score_threshold,
+            ))
+        }
+        DetectorKind::Blazeface => {
+            let c = &config.blazeface;
+            let path = c.model.as_deref().ok_or(BlazeFaceError::NoModel)?;
+            let model = BlazeFaceModel::open(path, c.sha256.as_deref(), c.variant)?;
+            Box::new(BlazeFaceDetector::new(
+                std::sync::Arc::new(model),
+                c.score_threshold,
+                c.nms_iou,
+                config.min_face,
             ))
         }
     };

@@ -19,7 +19,7 @@ use emotion_shared::protocol::Level;
 use crate::classify::ClassifyError;
 use crate::clock::SharedClock;
 use crate::config::{Config, ConfigError, DEFAULT_PUBLIC_KEY};
-use crate::detect::SeetaError;
+use crate::detect::DetectError;
 use crate::model_store::{self, ModelSlot, ModelStore, StoreError, StoreEvent, verify_bundle};
 use crate::pipeline::{Pipeline, RunStats};
 use crate::sink::{SinkError, Sinks};
@@ -64,7 +64,7 @@ pub enum ServiceError {
     },
     /// The face detector cannot be built.
     #[error("face detector: {0}")]
-    Detector(#[from] SeetaError),
+    Detector(#[from] DetectError),
     /// The frame source cannot be opened.
     #[error("frame source: {0}")]
     Source(#[from] SourceError),

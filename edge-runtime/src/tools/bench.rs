@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use emotion_shared::preprocess::{FaceCrop, PixelFormat};
 
 use crate::classify::{ClassifyError, LoadedModel};
-use crate::detect::{self, DetectConfig, DetectorKind, SeetaError};
+use crate::detect::{self, DetectConfig, DetectError, DetectorKind};
 use crate::pipeline::Pipeline;
 use crate::sink::Sinks;
 use crate::sink::json::JsonSink;
@@ -43,7 +43,7 @@ pub enum BenchError {
     Classify(#[from] ClassifyError),
     /// The detector cannot be built.
     #[error("face detector: {0}")]
-    Detector(#[from] SeetaError),
+    Detector(#[from] DetectError),
     /// The frames cannot be made.
     #[error(transparent)]
     Source(#[from] SourceError),
