@@ -243,4 +243,36 @@ fn starter_writes_signed_fp32_and_int8_bundles_with_their_provenance() {
     let ckpt = out_dir.join("checkpoint");
     let loaded = emotion_trainer::model::checkpoint::load(&ckpt, Device::Cpu).expect("loads");
     assert_eq!(loaded.meta.arch, "fer2013-mini-xception");
+    let csv = dir.path().join("faces.csv");
+    ok(
+        &train_cmd()
+            .args(["synth", "--count", "300", "--seed", "3", "--out"])
+            .arg(&csv)
+            .output()
+            .expect("runs"),
+        "synth",
+    );
+    let run = dir.path().join("run");
+    let out = train_cmd()
+        .args([
+            "train",
+            "--arch",
+            "fer2013-mini-xception",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+        ])
+        .args(["--lr", "1e-4", "--warmup-epochs", "0", "--data"])
+        .arg(&csv)
+        .arg("--init-from")
+        .arg(&ckpt)
+        .arg("--out")
+        .arg(&run)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("runs");
+    ok(&out, "train --init-from the starter checkpoint");
+    let trained = emotion_trainer::model::checkpoint::load(&run, Device::Cpu).expect("loads");
+    assert_eq!(trained.meta.backbone_weights, loaded.meta.backbone_weights);
 }

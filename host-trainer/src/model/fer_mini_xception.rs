@@ -130,7 +130,9 @@ pub fn build(input: Shape, classes: i64) -> Graph {
         );
         x = g.add(&format!("add_{}", m + 1), Op::Add, &[y, r]);
     }
-    g.block("classifier");
+    // The 3x3 convolution to the classes is the model's classifier: the block `--mode
+    // feature-extract` trains.
+    g.block("head");
     let c = conv(&mut g, "conv2d_7", x, classes, 3, 1, true);
     let out = g.add("global_average_pooling2d_1", Op::GlobalAvgPool, &[c]);
     g.finish(out)
