@@ -185,3 +185,60 @@ fn starter_bundle_labels_smiling_faces_happy_and_matches_the_reference() {
         "the edge differs from the reference by {worst:.2e}"
     );
 }
+
+#[test]
+fn the_edge_accepts_a_wrapped_third_party_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    run_ok(
+        Command::new(python())
+            .arg(repo_root().join("host-trainer/testdata/wrap/models.py"))
+            .arg("make")
+            .arg(d),
+    );
+    let key = d.join("signing.key");
+    let public = d.join("signing.key.pub");
+    run_ok(
+        Command::new(bin_path("emotion-train"))
+            .args(["keygen", "--out"])
+            .arg(&key),
+    );
+    let bundle = d.join("ferplus");
+    run_ok(
+        Command::new(bin_path("emotion-train"))
+            .arg("wrap")
+            .arg(d.join("ferplus8.onnx"))
+            .args(["--input", "64x64", "--color", "grey", "--scale", "1"])
+            .args([
+                "--output",
+                "logits",
+                "--labels",
+                "fer-plus",
+                "--self-test-images",
+            ])
+            .arg(chips())
+            .arg("--key")
+            .arg(&key)
+            .arg("--out")
+            .arg(&bundle)
+            .env("RUST_LOG", "warn"),
+    );
+    let verified = run_ok(
+        Command::new(bin_path("emotion-edge"))
+            .arg("verify")
+            .arg(&bundle)
+            .arg("--public-key")
+            .arg(&public),
+    );
+    assert!(verified.contains("OK"), "{verified}");
+    let faces = classify(&bundle, &public, "seeta");
+    assert_eq!(faces.len(), 6, "one JSON line per chip");
+    for (name, f) in &faces {
+        assert!(!f.is_empty(), "a face in {name}");
+        let total: f64 = f[0].1.iter().sum();
+        assert!(
+            (total - 1.0).abs() < 1e-4,
+            "{name}: seven probabilities summing to 1"
+        );
+    }
+}
