@@ -8,6 +8,7 @@
 //! published backbone weights, [`preprocess`] is the shared input contract in tensor ops, and
 //! [`device`] picks the CPU or a CUDA GPU. [`detector`] converts the
 //! edge's face detector (MediaPipe BlazeFace, TFLite) into ONNX.
+//! [`fleet`] rolls a bundle out to many devices in stages.
 
 #![deny(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod detector;
 pub mod device;
 pub mod eval;
 pub mod export;
+pub mod fleet;
 pub mod import;
 pub mod model;
 pub mod onnx;

@@ -13,6 +13,10 @@
 //!
 //! `--ssh PROGRAM` replaces `ssh` (e.g. a wrapper with extra options); the tests use a fake
 //! transport that runs the remote command locally.
+//!
+//! With `--inventory FILE` instead of `--to`, the bundle goes to many devices in stages
+//! (canary first, then waves, waiting for each device to run it, stopping at the first
+//! refusal): [`emotion_trainer::fleet`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,8 +35,30 @@ pub struct PushArgs {
     pub bundle: PathBuf,
     /// Where to: `[user@]host:[DIR]` over SSH (DIR defaults to
     /// /var/lib/emotion-edge/models/inbox) or a local inbox directory.
+    #[arg(
+        long,
+        required_unless_present = "inventory",
+        conflicts_with = "inventory"
+    )]
+    pub to: Option<String>,
+    /// Many devices: an inventory file (TOML: hosts, groups, per-host store and ssh
+    /// options, rollout settings); canary group first, then waves.
     #[arg(long)]
-    pub to: String,
+    pub inventory: Option<PathBuf>,
+    /// With --inventory: only the hosts of this group.
+    #[arg(long, requires = "inventory")]
+    pub group: Option<String>,
+    /// With --inventory: roll the updated devices back when the rollout stops (also
+    /// `rollback = true` in the inventory's [rollout]).
+    #[arg(long, requires = "inventory")]
+    pub rollback: bool,
+    /// With --inventory: seconds each device has to run the new model [default: the
+    /// inventory's rollout.timeout_s].
+    #[arg(long, requires = "inventory")]
+    pub timeout: Option<u64>,
+    /// With --inventory: write the JSON report here.
+    #[arg(long, requires = "inventory")]
+    pub report: Option<PathBuf>,
     /// Check the bundle's signature with this public key before pushing.
     #[arg(long)]
     pub public_key: Option<PathBuf>,
@@ -89,35 +115,7 @@ impl Target {
     }
 }
 
-/// `s` quoted for a POSIX shell.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The script the device runs: unpack the tar on stdin into a hidden directory of the inbox,
-/// then rename it into place.
-fn remote_script(dir: &str, name: &str) -> String {
-    format!(
-        "set -eu\n\
-         umask 002\n\
-         inbox={dir}\n\
-         name={name}\n\
-         [ -d \"$inbox\" ] || {{ echo \"no inbox $inbox on $(hostname): is emotion-edge installed?\" >&2; exit 3; }}\n\
-         [ -e \"$inbox/$name\" ] && {{ echo \"$inbox/$name already exists\" >&2; exit 4; }}\n\
-         tmp=\"$inbox/{staging}\"\n\
-         rm -rf \"$tmp\"\n\
-         mkdir \"$tmp\"\n\
-         trap 'rm -rf \"$tmp\"' EXIT\n\
-         tar -xf - -C \"$tmp\"\n\
-         mv \"$tmp\" \"$inbox/$name\"\n\
-         trap - EXIT\n\
-         echo \"$inbox/$name\"\n",
-        dir = shell_quote(dir),
-        name = shell_quote(name),
-        // The remote shell's process id tells concurrent pushes apart.
-        staging = StoreLayout::staging_name("$name", "$$"),
-    )
-}
+use emotion_trainer::fleet::remote::{receive_script as remote_script, shell_quote};
 
 /// Opens the bundle the device's way; a `.tar` is unpacked into `scratch` first.
 fn open_bundle(args: &PushArgs, scratch: &Path) -> Result<(VerifiedBundle, PathBuf)> {
@@ -176,7 +174,6 @@ fn inbox_name(bundle: &VerifiedBundle) -> String {
 
 /// Runs `emotion-train push`.
 pub fn run(args: PushArgs) -> Result<()> {
-    let target = Target::parse(&args.to)?;
     let scratch = tempfile::tempdir().context("making a scratch directory")?;
     let (bundle, dir) = open_bundle(&args, scratch.path())?;
     let name = match &args.name {
@@ -188,6 +185,11 @@ pub fn run(args: PushArgs) -> Result<()> {
     };
     let mut tar = Vec::new();
     bundle_tar::pack_to(&dir, &mut tar).context("packing the bundle")?;
+    if let Some(inventory) = &args.inventory {
+        return run_fleet(&args, inventory, &bundle, name, &tar);
+    }
+    let to = args.to.clone().unwrap_or_default();
+    let target = Target::parse(&to)?;
     match target {
         Target::Local(inbox) => push_local(&tar, &inbox, &name)?,
         Target::Ssh { host, dir: inbox } => push_ssh(&args, &host, &inbox, &name, &tar)?,
@@ -198,8 +200,48 @@ pub fn run(args: PushArgs) -> Result<()> {
         bundle.manifest().model.version,
         tar.len(),
         bundle.signature(),
-        args.to
+        to
     );
+    Ok(())
+}
+
+/// The staged rollout to an inventory's devices: prints the table, writes the JSON report,
+/// fails when the rollout stopped.
+fn run_fleet(
+    args: &PushArgs,
+    inventory: &Path,
+    bundle: &VerifiedBundle,
+    name: String,
+    tar: &[u8],
+) -> Result<()> {
+    use emotion_trainer::fleet;
+    let mut inv = fleet::Inventory::load(inventory)?;
+    if let Some(group) = &args.group {
+        inv.only_group(group)?;
+    }
+    if args.rollback {
+        inv.rollout.rollback = true;
+    }
+    let m = bundle.manifest();
+    let release = fleet::Release {
+        name,
+        model: m.model.name.clone(),
+        version: m.model.version.clone(),
+        sha256: m.onnx.sha256.to_hex(),
+    };
+    let timing = fleet::Timing {
+        timeout: std::time::Duration::from_secs(args.timeout.unwrap_or(inv.rollout.timeout_s)),
+        poll: std::time::Duration::from_millis(500),
+    };
+    let report = fleet::rollout(&fleet::SshFleet, &inv, &release, tar, timing);
+    print!("{}", report.table());
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing the report {}", path.display()))?;
+    }
+    if let Some(stop) = &report.stopped_at {
+        bail!("the rollout stopped at {}: {}", stop.host, stop.reason);
+    }
     Ok(())
 }
 
