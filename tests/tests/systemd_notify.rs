@@ -5,6 +5,8 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use emotion_edge::testkit::{TinyNet, write_tiny_bundle};
@@ -20,6 +22,25 @@ fn run_notifies_ready_feeds_the_watchdog_and_says_stopping() {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
+    // Read while the runtime runs: the kernel queues only a few datagrams
+    // (net.unix.max_dgram_qlen, 10 by default) and a sender blocks when the queue is full, so
+    // reading only after the run would hang a slow run (a loaded machine beats more often than
+    // 60 frames' worth of 20 fps).
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut messages = Vec::new();
+            let mut buf = [0u8; 512];
+            loop {
+                match socket.recv(&mut buf) {
+                    Ok(n) => messages.push(String::from_utf8_lossy(&buf[..n]).trim().to_string()),
+                    Err(_) if done.load(Ordering::Acquire) => return messages,
+                    Err(_) => {}
+                }
+            }
+        })
+    };
 
     // 60 frames at 20 fps: three seconds, with a 1 s watchdog fed every 0.5 s. systemd names
     // the watched process in WATCHDOG_PID: a shell sets its own PID and execs the runtime.
@@ -44,11 +65,8 @@ fn run_notifies_ready_feeds_the_watchdog_and_says_stopping() {
             .stdout(Stdio::null()),
     );
 
-    let mut messages = Vec::new();
-    let mut buf = [0u8; 512];
-    while let Ok(n) = socket.recv(&mut buf) {
-        messages.push(String::from_utf8_lossy(&buf[..n]).trim().to_string());
-    }
+    done.store(true, Ordering::Release);
+    let messages = reader.join().expect("reader thread");
     println!("{messages:?}");
     let first = |m: &str| messages.iter().position(|x| x == m);
     let ready = first("READY=1").expect("READY=1 sent");

@@ -2,15 +2,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use emotion_trainer::data::ferplus::{self, FerPlusTargets};
 use emotion_trainer::data::{self, OnBadRow, Split};
 use emotion_trainer::device::{self, DeviceChoice};
 use emotion_trainer::model::Arch;
-use emotion_trainer::model::checkpoint::ModelMeta;
-use emotion_trainer::model::graph::Shape;
-use emotion_trainer::model::head::HeadSpec;
+use emotion_trainer::model::checkpoint::LoadedModel;
+use emotion_trainer::model::setup::ModelRequest;
 use emotion_trainer::train::balance::{Balance, ClassWeighting};
 use emotion_trainer::train::optim::OptimizerKind;
 use emotion_trainer::train::{self, Mode, TrainConfig};
@@ -114,33 +113,15 @@ pub struct TrainArgs {
     pub init_from: Option<PathBuf>,
 }
 
-/// Builds the model description from the options.
-fn model_meta(args: &TrainArgs) -> Result<ModelMeta> {
-    let arch = args.arch;
-    let mut input = arch.default_input();
-    if let Some(side) = args.input_size {
-        if side < 32 {
-            bail!("--input-size {side} is too small (at least 32)");
-        }
-        input = Shape {
-            c: input.c,
-            h: i64::from(side),
-            w: i64::from(side),
-        };
+/// The model the options ask for.
+pub fn model_request(args: &TrainArgs) -> ModelRequest<'_> {
+    ModelRequest {
+        arch: args.arch,
+        input_size: args.input_size,
+        head: args.head.as_deref(),
+        weights: args.weights.as_deref(),
+        init_from: args.init_from.as_deref(),
     }
-    let head = match &args.head {
-        Some(h) => HeadSpec::parse(h).map_err(anyhow::Error::msg)?,
-        None => arch.default_head(),
-    };
-    let preprocess = arch.preprocess_at(input.w as u32, input.h as u32);
-    Ok(ModelMeta {
-        arch: arch.to_string(),
-        input,
-        head,
-        classes: emotion_shared::NUM_CLASSES as i64,
-        preprocess,
-        backbone_weights: None,
-    })
 }
 
 /// Runs `emotion-train train`.
@@ -173,67 +154,9 @@ pub fn load_data(args: &TrainArgs) -> Result<data::FaceSet> {
     Ok(set)
 }
 
-/// The model of the options on `dev`, with `--weights` loaded.
-pub fn build_model(
-    args: &TrainArgs,
-    dev: tch::Device,
-) -> Result<emotion_trainer::model::checkpoint::LoadedModel> {
-    let mut meta = model_meta(args)?;
-    if args.weights.is_none() && args.arch.is_backbone() {
-        tracing::warn!(
-            "{} without --weights starts from random weights: it knows no faces. Import \
-             the published weights with `emotion-train import-weights`",
-            args.arch
-        );
-    }
-    let mut model = meta.build(dev).map_err(anyhow::Error::msg)?;
-    if let Some(w) = &args.weights {
-        let bytes = std::fs::read(w).with_context(|| format!("reading {}", w.display()))?;
-        let sha = sha256_hex(&bytes);
-        let missing = model
-            .vs
-            .load_partial(w)
-            .with_context(|| format!("loading backbone weights {}", w.display()))?;
-        let missing_backbone: Vec<_> = missing.iter().filter(|n| !n.starts_with("head/")).collect();
-        if !missing_backbone.is_empty() {
-            bail!(
-                "{} does not fit {}: {} backbone tensors are missing, e.g. {}",
-                w.display(),
-                args.arch,
-                missing_backbone.len(),
-                missing_backbone[0]
-            );
-        }
-        meta.backbone_weights = Some((w.display().to_string(), sha));
-        model.meta = meta.clone();
-    }
-    if let Some(init) = &args.init_from {
-        let from = emotion_trainer::model::checkpoint::load(init, dev)
-            .with_context(|| format!("loading --init-from {}", init.display()))?;
-        if from.meta.arch != meta.arch
-            || from.meta.input != meta.input
-            || from.meta.head != meta.head
-        {
-            bail!(
-                "--init-from {} is a {} at {:?} with head {:?}; this run is a {} at {:?} with \
-                 head {:?}",
-                init.display(),
-                from.meta.arch,
-                from.meta.input,
-                from.meta.head,
-                meta.arch,
-                meta.input,
-                meta.head
-            );
-        }
-        model
-            .vs
-            .copy(&from.vs)
-            .with_context(|| format!("copying the weights of {}", init.display()))?;
-        model.meta.backbone_weights = from.meta.backbone_weights.clone();
-        tracing::info!("starting from the weights of {}", init.display());
-    }
-    Ok(model)
+/// The model of the options on `dev`, with `--weights` or `--init-from` loaded.
+pub fn build_model(args: &TrainArgs, dev: tch::Device) -> Result<LoadedModel> {
+    Ok(model_request(args).build(dev)?)
 }
 
 /// The training configuration of the options.
@@ -289,9 +212,4 @@ pub fn report(args: &TrainArgs, arch: &str, summary: &train::TrainSummary) {
         args.out.display(),
         args.data.display()
     );
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
 }

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod head;
 pub mod mini_xception;
 pub mod mobilenet_v2;
+pub mod setup;
 pub mod vggface2_resnet50;
 
 use std::fmt;
