@@ -83,3 +83,77 @@ pub fn pty_pair(dir: &Path) -> (KillOnDrop, PathBuf, PathBuf) {
 pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&cmd.assert().success().get_output().stdout).into_owned()
 }
+
+/// A throwaway ed25519 key pair at `path` and `path.pub` (ssh-keygen, no passphrase).
+pub fn ssh_keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen (Debian openssh-client; scripts/bootstrap installs it)");
+    assert!(ok.success());
+}
+
+/// Debian's OpenSSH server (`openssh-server`, installed by `scripts/bootstrap`; needs root for
+/// `/run/sshd`) on a free port of 127.0.0.1 with throwaway keys in `d` and key-only
+/// authentication, and an `ssh` wrapper script whose host `device` is that server. The server
+/// is killed when the guard drops.
+pub fn loopback_sshd(d: &Path) -> (KillOnDrop, PathBuf) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    ssh_keygen(&d.join("host_key"));
+    ssh_keygen(&d.join("client_key"));
+    std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("keys");
+    std::fs::create_dir_all("/run/sshd")
+        .expect("/run/sshd (sshd's privilege separation directory; run as root)");
+    std::fs::write(
+        d.join("sshd_config"),
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+             StrictModes no\nUsePAM no\nPidFile {0}/sshd.pid\nMaxStartups 50\n",
+            d.display()
+        ),
+    )
+    .expect("sshd_config");
+    let server = KillOnDrop(
+        Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd (Debian openssh-server; scripts/bootstrap installs it)"),
+    );
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "sshd did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    std::fs::write(
+        d.join("ssh_config"),
+        format!(
+            "Host device\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {}/client_key\n  \
+             StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n",
+            d.display()
+        ),
+    )
+    .expect("ssh_config");
+    let wrapper = d.join("ssh");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec ssh -F {}/ssh_config \"$@\"\n", d.display()),
+    )
+    .expect("wrapper");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    (server, wrapper)
+}

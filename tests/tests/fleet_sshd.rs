@@ -6,86 +6,14 @@
 //! two accept any intact bundle) stops the rollout there, the two updated devices are rolled
 //! back over SSH, and the JSON report says who refused what, why, and what runs where.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use emotion_edge::model_store::{CURRENT, INBOX};
 use emotion_edge::testkit::{TinyNet, signing_key, write_tiny_bundle};
 use emotion_shared::bundle::write_public_key;
-use emotion_tests::{KillOnDrop, bin_path, run_ok, wait_for_path};
+use emotion_tests::{KillOnDrop, bin_path, loopback_sshd, run_ok, wait_for_path};
 use serde_json::Value;
-
-fn keygen(path: &Path) {
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .status()
-        .expect("ssh-keygen (Debian openssh-client; scripts/bootstrap installs it)");
-    assert!(ok.success());
-}
-
-/// sshd on a free loopback port, and an `ssh` wrapper whose host `device` is that server.
-fn sshd(d: &Path) -> (KillOnDrop, std::path::PathBuf) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    keygen(&d.join("host_key"));
-    keygen(&d.join("client_key"));
-    std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("keys");
-    std::fs::create_dir_all("/run/sshd")
-        .expect("/run/sshd (sshd's privilege separation directory; run as root)");
-    std::fs::write(
-        d.join("sshd_config"),
-        format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-             StrictModes no\nUsePAM no\nPidFile {0}/sshd.pid\nMaxStartups 50\n",
-            d.display()
-        ),
-    )
-    .expect("sshd_config");
-    let server = KillOnDrop(
-        Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sshd (Debian openssh-server; scripts/bootstrap installs it)"),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "sshd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    std::fs::write(
-        d.join("ssh_config"),
-        format!(
-            "Host device\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {}/client_key\n  \
-             StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n",
-            d.display()
-        ),
-    )
-    .expect("ssh_config");
-    let wrapper = d.join("ssh");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\nexec ssh -F {}/ssh_config \"$@\"\n", d.display()),
-    )
-    .expect("wrapper");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
-    (server, wrapper)
-}
 
 fn status(store: &Path) -> Value {
     let out = run_ok(
@@ -130,7 +58,7 @@ fn outcomes(report: &Value) -> Vec<(String, String)> {
 fn a_staged_rollout_over_ssh_updates_three_devices_then_stops_at_a_refusal_and_rolls_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let (_sshd, ssh) = sshd(d);
+    let (_sshd, ssh) = loopback_sshd(d);
 
     let key_a = signing_key(1);
     let key_b = signing_key(2);

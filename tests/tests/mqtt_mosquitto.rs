@@ -185,6 +185,18 @@ fn status(store: &Path) -> Value {
     serde_json::from_str(&out).expect("status is JSON")
 }
 
+/// The device's status once `pred` holds (10 s at most; then the last one read).
+fn status_when(store: &Path, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = status(store);
+        if pred(&st) || Instant::now() >= deadline {
+            return st;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn mosquitto_sees_discovery_state_events_reconnection_and_the_last_will() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -318,7 +330,8 @@ fn mosquitto_sees_discovery_state_events_reconnection_and_the_last_will() {
         frames_down > frames_before,
         "frames stalled while the broker was away: {frames_before} -> {frames_down}"
     );
-    assert_eq!(status(&store)["mqtt"]["connected"], false);
+    let st = status_when(&store, |st| st["mqtt"]["connected"] == false);
+    assert_eq!(st["mqtt"]["connected"], false, "{st}");
     mosquitto = broker(d, port, &[]);
     let sub_file = d.join("sub2.txt");
     let _sub = subscriber(port, &sub_file, None);
@@ -335,7 +348,9 @@ fn mosquitto_sees_discovery_state_events_reconnection_and_the_last_will() {
     )
     .expect("JSON");
     assert_eq!(lost["level"], "warning", "{lost}");
-    let st = status(&store);
+    // status.json is rewritten once a second: it may still show the link down for a moment
+    // after the broker has seen the device back.
+    let st = status_when(&store, |st| st["mqtt"]["connected"] == true);
     assert_eq!(st["mqtt"]["connected"], true, "{st}");
     assert!(st["lost_messages"].as_u64().is_some_and(|n| n > 0), "{st}");
     assert!(
@@ -420,6 +435,171 @@ fn a_broker_with_passwords_admits_the_configured_device_only() {
     let after = status(&store_bad);
     assert_eq!(after["mqtt"]["connected"], false, "{after}");
     assert_eq!(after["mqtt"]["connections"], 0, "{after}");
+    assert!(
+        after["frames"].as_u64() > before["frames"].as_u64(),
+        "the refused device kept running: {before} -> {after}"
+    );
+}
+
+/// `openssl` (Debian openssl) with `args`, in `dir`; must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (Debian openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway certificate authority `NAME.crt`/`NAME.key` in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=emotion test CA",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+        ],
+    );
+}
+
+#[test]
+fn a_tls_broker_is_reached_with_the_devices_ca_file_and_not_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let port = free_port();
+    // A CA, and a server certificate for 127.0.0.1 signed by it; another CA the broker's
+    // certificate does not chain to.
+    make_ca(d, "ca");
+    make_ca(d, "other-ca");
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("san");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+    let conf = d.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\n\
+             keyfile {0}/server.key\nallow_anonymous true\npersistence false\nlog_dest stderr\n\
+             user root\n",
+            d.display()
+        ),
+    )
+    .expect("mosquitto.conf");
+    let _mosquitto = KillOnDrop(
+        Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("mosquitto.log")).expect("log"))
+            .spawn()
+            .expect("mosquitto (Debian package mosquitto; scripts/bootstrap installs it)"),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "mosquitto did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sub_file = d.join("sub.txt");
+    let ca = d.join("ca.crt");
+    let _sub = KillOnDrop(
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .arg("--cafile")
+            .arg(&ca)
+            .args(["-t", "#", "-F", "%r %t %p", "-q", "1"])
+            .stdout(std::fs::File::create(&sub_file).expect("sub file"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub (Debian mosquitto-clients)"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    let port_arg = port.to_string();
+    let edge_with_ca = |name: &str, ca_file: &Path| {
+        let sub = d.join(name);
+        std::fs::create_dir_all(&sub).expect("dir");
+        let store = store(&sub);
+        let child = edge(
+            &store,
+            &[
+                "--mqtt-host",
+                "127.0.0.1",
+                "--mqtt-port",
+                &port_arg,
+                "--mqtt-device",
+                name,
+                "--mqtt-ca-file",
+                ca_file.to_str().expect("utf8"),
+            ],
+        );
+        (child, store)
+    };
+    let (_trusting, _) = edge_with_ca("tls-1", &ca);
+    let (_wrong, store_wrong) = edge_with_ca("tls-2", &d.join("other-ca.crt"));
+
+    let s = wait_until(&sub_file, "the device over TLS", |s| {
+        has(s, "emotion/tls-1/availability", "online") && count(s, "emotion/tls-1/state") >= 1
+    });
+    assert!(count(&s, "homeassistant/") >= 1, "{s:?}");
+    // The device whose CA file does not vouch for the broker never gets in, and runs on.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(&seen(&sub_file), "emotion/tls-2"), 0);
+    let before = status(&store_wrong);
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = status(&store_wrong);
+    assert_eq!(after["mqtt"]["connected"], false, "{after}");
     assert!(
         after["frames"].as_u64() > before["frames"].as_u64(),
         "the refused device kept running: {before} -> {after}"
