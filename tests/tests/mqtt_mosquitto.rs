@@ -46,6 +46,12 @@ fn broker(dir: &Path, port: u16, users: &[(&str, &str)]) -> KillOnDrop {
             file.display()
         ));
     }
+    run_broker(dir, port, &conf)
+}
+
+/// Writes `conf` to `DIR/mosquitto.conf`, starts mosquitto on it and waits until `port` takes
+/// connections.
+fn run_broker(dir: &Path, port: u16, conf: &str) -> KillOnDrop {
     let path = dir.join("mosquitto.conf");
     std::fs::write(&path, conf).expect("mosquitto.conf");
     let child = KillOnDrop(
@@ -523,34 +529,13 @@ fn a_tls_broker_is_reached_with_the_devices_ca_file_and_not_without_it() {
             "server.crt",
         ],
     );
-    let conf = d.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\n\
+    let conf = format!(
+        "listener {port} 127.0.0.1\ncafile {0}/ca.crt\ncertfile {0}/server.crt\n\
              keyfile {0}/server.key\nallow_anonymous true\npersistence false\nlog_dest stderr\n\
              user root\n",
-            d.display()
-        ),
-    )
-    .expect("mosquitto.conf");
-    let _mosquitto = KillOnDrop(
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("mosquitto.log")).expect("log"))
-            .spawn()
-            .expect("mosquitto (Debian package mosquitto; scripts/bootstrap installs it)"),
+        d.display()
     );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "mosquitto did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _mosquitto = run_broker(d, port, &conf);
     let sub_file = d.join("sub.txt");
     let ca = d.join("ca.crt");
     let _sub = KillOnDrop(
