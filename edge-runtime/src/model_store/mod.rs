@@ -267,8 +267,10 @@ impl ModelStore {
         for name in names {
             let path = inbox.join(&name);
             if name == ROLLBACK_TRIGGER {
-                let _ = std::fs::remove_file(&path);
+                // The trigger goes only once the rollback is done (or refused): whoever asked
+                // (ModelStore::request_rollback) reads current/ as soon as it is gone.
                 events.push(self.rollback());
+                let _ = std::fs::remove_file(&path);
                 continue;
             }
             let is_tar = name.ends_with(".tar") && path.is_file();
