@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use emotion_shared::bundle::{key_fingerprint, read_secret_key};
+use emotion_shared::bundle::key_fingerprint;
 use emotion_shared::manifest::Quantization;
 use emotion_trainer::data::{self, OnBadRow};
 use emotion_trainer::export::bundle::{self, ManifestContent, ModelNaming, SplitMetrics};
@@ -128,13 +128,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     if !(50.0..100.0).contains(&args.percentile) {
         bail!("--percentile {} is not in [50, 100)", args.percentile);
     }
-    let signing_key = args
-        .sign_key
-        .as_ref()
-        .map(|p| {
-            read_secret_key(p).with_context(|| format!("reading the signing key {}", p.display()))
-        })
-        .transpose()?;
+    let signing_key = super::signing_key(args.sign_key.as_deref())?;
     let record = RunRecord::of_checkpoint(&args.checkpoint)?;
 
     // Export on the CPU: the comparison with tract is on the CPU anyway.

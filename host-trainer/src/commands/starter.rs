@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use emotion_shared::bundle::read_secret_key;
 use emotion_trainer::export::starter::{self, StarterOptions};
 
 /// Options of `emotion-train starter`.
@@ -34,13 +33,7 @@ pub struct StarterArgs {
 
 /// Runs `emotion-train starter`.
 pub fn run(args: StarterArgs) -> Result<()> {
-    let key = args
-        .key
-        .as_ref()
-        .map(|p| {
-            read_secret_key(p).with_context(|| format!("reading the signing key {}", p.display()))
-        })
-        .transpose()?;
+    let key = super::signing_key(args.key.as_deref())?;
     let report = starter::build_starter(&StarterOptions {
         weights: args.weights.clone(),
         faces: args.faces.clone(),

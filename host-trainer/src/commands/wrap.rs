@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use emotion_shared::NUM_CLASSES;
-use emotion_shared::bundle::read_secret_key;
 use emotion_shared::manifest::OutputKind;
 use emotion_shared::preprocess::{ColorOrder, PreprocessSpec, ResizeMode, TensorLayout};
 use emotion_trainer::export::wrap::{self, LabelSet, WrapOptions};
@@ -139,13 +138,7 @@ pub fn run(args: WrapArgs) -> Result<()> {
             Some(arr)
         }
     };
-    let key = args
-        .key
-        .as_ref()
-        .map(|p| {
-            read_secret_key(p).with_context(|| format!("reading the signing key {}", p.display()))
-        })
-        .transpose()?;
+    let key = super::signing_key(args.key.as_deref())?;
     let name = args.name.clone().unwrap_or_else(|| {
         args.model
             .file_stem()
