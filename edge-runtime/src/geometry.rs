@@ -1,4 +1,5 @@
-//! Face boxes in frame pixels and the overlap measure (IoU) that tracking uses.
+//! Face boxes in frame pixels and the overlap measure (IoU) that tracking uses; a detected
+//! [`Face`]: its box and, from detectors that find them, its [`Keypoints`].
 
 use emotion_shared::protocol::BoundingBox;
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,66 @@ impl FaceBox {
             w: c(self.w),
             h: c(self.h),
         }
+    }
+}
+
+/// Six points of a face in frame pixels, `[x, y]` each (not clipped to the frame), as
+/// MediaPipe's BlazeFace gives them. "Right" and "left" are the person's: in an upright,
+/// unmirrored image the right eye is the one on the left.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Keypoints {
+    /// Centre of the person's right eye.
+    pub right_eye: [f32; 2],
+    /// Centre of the person's left eye.
+    pub left_eye: [f32; 2],
+    /// Tip of the nose.
+    pub nose_tip: [f32; 2],
+    /// Centre of the mouth.
+    pub mouth: [f32; 2],
+    /// The right ear's tragion.
+    pub right_ear: [f32; 2],
+    /// The left ear's tragion.
+    pub left_ear: [f32; 2],
+}
+
+impl Keypoints {
+    /// From the six points in MediaPipe's order: right eye, left eye, nose tip, mouth centre,
+    /// right ear tragion, left ear tragion.
+    pub fn from_mediapipe(p: [[f32; 2]; 6]) -> Keypoints {
+        Keypoints {
+            right_eye: p[0],
+            left_eye: p[1],
+            nose_tip: p[2],
+            mouth: p[3],
+            right_ear: p[4],
+            left_ear: p[5],
+        }
+    }
+}
+
+/// One face a detector found: its box and, when the detector finds them, its key points.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Face {
+    /// The box, in frame pixels, clipped to the frame.
+    pub bbox: FaceBox,
+    /// Eyes, nose, mouth and ears (BlazeFace); `None` from detectors that give only a box
+    /// (SeetaFace, full-frame).
+    pub keypoints: Option<Keypoints>,
+}
+
+impl Face {
+    /// A face known only by its box.
+    pub fn boxed(bbox: FaceBox) -> Face {
+        Face {
+            bbox,
+            keypoints: None,
+        }
+    }
+}
+
+impl From<FaceBox> for Face {
+    fn from(bbox: FaceBox) -> Face {
+        Face::boxed(bbox)
     }
 }
 
