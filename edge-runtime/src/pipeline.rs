@@ -1,5 +1,6 @@
-//! The frame loop: source -> detect -> preprocess + infer (per face) -> smooth -> sinks, with
-//! per-stage timings, corrupt-frame counting, model swaps between frames and a clean stop.
+//! The frame loop: source -> detect -> crop (aligned on the eyes when the detector gives them,
+//! [`crate::align`]) + preprocess + infer (per face) -> smooth -> sinks, with per-stage
+//! timings, corrupt-frame counting, model swaps between frames and a clean stop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use emotion_shared::preprocess::{FaceCrop, PixelFormat};
 use emotion_shared::protocol::Level;
-use image::RgbImage;
-
+use crate::align::face_crop;
+pub use crate::align::crop_rgb;
 use crate::classify::{Classifier, ClassifyError, LoadedModel};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::detect::FaceDetector;
@@ -72,6 +73,7 @@ pub struct Pipeline {
     stats: RunStats,
     fps: FpsMeter,
     watchdog: crate::service::Watchdog,
+    align: bool,
 }
 
 impl Pipeline {
@@ -95,7 +97,15 @@ impl Pipeline {
             stats: RunStats::default(),
             fps: FpsMeter::default(),
             watchdog: crate::service::Watchdog::inactive(),
+            align: true,
         })
+    }
+
+    /// Whether faces with eye key points are cropped upright ([`crate::align::aligned_crop`]);
+    /// on by default (`[detect] align`).
+    pub fn with_align(mut self, align: bool) -> Pipeline {
+        self.align = align;
+        self
     }
 
     /// A pipeline over one fixed model.
@@ -155,13 +165,14 @@ impl Pipeline {
         self.refresh_model();
         let mut times = StageTimes::default();
         let t0 = Instant::now();
-        let boxes = self.detector.detect(&frame.image);
+        let found = self.detector.detect(&frame.image);
         times.detect = t0.elapsed();
 
-        let mut observations = Vec::with_capacity(boxes.len());
-        for b in boxes {
+        let mut observations = Vec::with_capacity(found.len());
+        for face in found {
+            let b = face.bbox;
             let t = Instant::now();
-            let crop = crop_rgb(&frame.image, b.x, b.y, b.w, b.h);
+            let crop = face_crop(&frame.image, &face, self.align);
             let prepared =
                 FaceCrop::from_raw(crop.width(), crop.height(), PixelFormat::Rgb, crop.as_raw())
                     .map_err(ClassifyError::from)
@@ -302,19 +313,6 @@ impl Pipeline {
     pub fn finish(&mut self) {
         self.sinks.finish();
     }
-}
-
-/// The part of `image` inside the box (clipped; at least 1x1).
-pub fn crop_rgb(image: &RgbImage, x: u32, y: u32, w: u32, h: u32) -> RgbImage {
-    let (iw, ih) = image.dimensions();
-    if iw == 0 || ih == 0 {
-        return RgbImage::new(1, 1);
-    }
-    let x = x.min(iw.saturating_sub(1));
-    let y = y.min(ih.saturating_sub(1));
-    let w = w.clamp(1, iw - x);
-    let h = h.clamp(1, ih - y);
-    image::imageops::crop_imm(image, x, y, w, h).to_image()
 }
 
 fn sleep_unless_stopped(clock: &dyn Clock, total: Duration, stop: &AtomicBool) {

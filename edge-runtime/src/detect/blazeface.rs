@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 
 use super::FaceDetector;
-use crate::geometry::FaceBox;
+use crate::geometry::{Face, FaceBox, Keypoints};
 
 /// Which BlazeFace model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -259,6 +259,15 @@ pub struct Detection {
     pub keypoints: [[f32; 2]; 6],
 }
 
+impl From<Detection> for Face {
+    fn from(d: Detection) -> Face {
+        Face {
+            bbox: d.face,
+            keypoints: Some(Keypoints::from_mediapipe(d.keypoints)),
+        }
+    }
+}
+
 /// Index of the person's right eye (left in an unmirrored image) in [`Detection::keypoints`].
 pub const RIGHT_EYE: usize = 0;
 /// Index of the person's left eye in [`Detection::keypoints`].
@@ -408,8 +417,8 @@ impl BlazeFaceDetector {
 }
 
 impl FaceDetector for BlazeFaceDetector {
-    fn detect(&mut self, frame: &RgbImage) -> Vec<FaceBox> {
-        self.detections(frame).into_iter().map(|d| d.face).collect()
+    fn detect(&mut self, frame: &RgbImage) -> Vec<Face> {
+        self.detections(frame).into_iter().map(Face::from).collect()
     }
 
     fn name(&self) -> &'static str {

@@ -13,6 +13,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::geometry::FaceBox;
+pub use crate::geometry::{Face, Keypoints};
 
 pub mod blazeface;
 mod seeta;
@@ -26,9 +27,9 @@ pub use seeta::{
 
 /// Finds faces in a colour frame.
 pub trait FaceDetector {
-    /// Boxes of the faces in `frame` (the whole camera frame, 8-bit RGB, any size), in that
-    /// frame's pixels, clipped to it.
-    fn detect(&mut self, frame: &RgbImage) -> Vec<FaceBox>;
+    /// The faces in `frame` (the whole camera frame, 8-bit RGB, any size): boxes in that
+    /// frame's pixels, clipped to it, with key points from detectors that find them.
+    fn detect(&mut self, frame: &RgbImage) -> Vec<Face>;
     /// A short name for logs.
     fn name(&self) -> &'static str;
 }
@@ -94,12 +95,12 @@ impl Default for DetectConfig {
 pub struct FullFrame;
 
 impl FaceDetector for FullFrame {
-    fn detect(&mut self, frame: &RgbImage) -> Vec<FaceBox> {
+    fn detect(&mut self, frame: &RgbImage) -> Vec<Face> {
         let (w, h) = frame.dimensions();
         if w == 0 || h == 0 {
             return vec![];
         }
-        vec![FaceBox::new(0, 0, w, h)]
+        vec![Face::boxed(FaceBox::new(0, 0, w, h))]
     }
 
     fn name(&self) -> &'static str {
@@ -107,12 +108,13 @@ impl FaceDetector for FullFrame {
     }
 }
 
-/// Runs the inner detector every `every` frames and returns the last boxes in between.
+/// Runs the inner detector every `every` frames and returns the last faces (boxes and key
+/// points) in between.
 pub struct Scheduled {
     inner: Box<dyn FaceDetector>,
     every: u32,
     counter: u32,
-    last: Vec<FaceBox>,
+    last: Vec<Face>,
 }
 
 impl Scheduled {
@@ -133,13 +135,21 @@ impl Scheduled {
 }
 
 impl FaceDetector for Scheduled {
-    fn detect(&mut self, frame: &RgbImage) -> Vec<FaceBox> {
+    fn detect(&mut self, frame: &RgbImage) -> Vec<Face> {
         let (w, h) = frame.dimensions();
         if self.counter == 0 {
             self.last = self.inner.detect(frame);
         }
         self.counter = (self.counter + 1) % self.every;
-        self.last.iter().filter_map(|b| b.clip(w, h)).collect()
+        self.last
+            .iter()
+            .filter_map(|f| {
+                Some(Face {
+                    bbox: f.bbox.clip(w, h)?,
+                    keypoints: f.keypoints,
+                })
+            })
+            .collect()
     }
 
     fn name(&self) -> &'static str {
@@ -181,9 +191,14 @@ mod tests {
 
     struct Counting(u32);
     impl FaceDetector for Counting {
-        fn detect(&mut self, _: &RgbImage) -> Vec<FaceBox> {
+        fn detect(&mut self, _: &RgbImage) -> Vec<Face> {
             self.0 += 1;
-            vec![FaceBox::new(self.0, 0, 10, 10)]
+            let mut points = [[self.0 as f32, 5.0]; 6];
+            points[1][0] += 4.0;
+            vec![Face {
+                bbox: FaceBox::new(self.0, 0, 10, 10),
+                keypoints: Some(Keypoints::from_mediapipe(points)),
+            }]
         }
         fn name(&self) -> &'static str {
             "counting"
@@ -193,7 +208,10 @@ mod tests {
     #[test]
     fn full_frame_is_one_box_of_the_frame() {
         let f = RgbImage::new(64, 48);
-        assert_eq!(FullFrame.detect(&f), vec![FaceBox::new(0, 0, 64, 48)]);
+        assert_eq!(
+            FullFrame.detect(&f),
+            vec![Face::boxed(FaceBox::new(0, 0, 64, 48))]
+        );
         assert!(FullFrame.detect(&RgbImage::new(0, 0)).is_empty());
     }
 
@@ -201,7 +219,20 @@ mod tests {
     fn scheduled_detects_every_n_frames_and_repeats_boxes() {
         let mut s = Scheduled::new(Box::new(Counting(0)), 3);
         let f = RgbImage::new(100, 100);
-        let xs: Vec<u32> = (0..7).map(|_| s.detect(&f)[0].x).collect();
+        let faces: Vec<Face> = (0..7).map(|_| s.detect(&f)[0]).collect();
+        let xs: Vec<u32> = faces.iter().map(|f| f.bbox.x).collect();
         assert_eq!(xs, [1, 1, 1, 2, 2, 2, 3]);
+        // The key points stay with their box between detections.
+        let eyes: Vec<f32> = faces
+            .iter()
+            .map(|f| f.keypoints.expect("key points kept").right_eye[0])
+            .collect();
+        assert_eq!(eyes, [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0]);
+        // Repeated boxes are clipped to a smaller frame, key points kept as they were.
+        let mut s = Scheduled::new(Box::new(Counting(0)), 2);
+        s.detect(&f);
+        let small = s.detect(&RgbImage::new(6, 6));
+        assert_eq!(small[0].bbox, FaceBox::new(1, 0, 5, 6));
+        assert_eq!(small[0].keypoints.expect("kept").left_eye, [5.0, 5.0]);
     }
 }

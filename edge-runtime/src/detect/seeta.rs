@@ -9,7 +9,7 @@ use image::RgbImage;
 use image::imageops::FilterType;
 
 use super::FaceDetector;
-use crate::geometry::FaceBox;
+use crate::geometry::{Face, FaceBox};
 
 /// `[detect.seeta]`: the SeetaFace detector's own settings.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -117,7 +117,7 @@ impl SeetaDetector {
 }
 
 impl FaceDetector for SeetaDetector {
-    fn detect(&mut self, frame: &RgbImage) -> Vec<FaceBox> {
+    fn detect(&mut self, frame: &RgbImage) -> Vec<Face> {
         let grey = image::imageops::grayscale(frame);
         let frame = &grey;
         let (w, h) = frame.dimensions();
@@ -161,6 +161,7 @@ impl FaceDetector for SeetaDetector {
                 FaceBox::new(x, y, b.width(), b.height())
                     .scaled(factor)
                     .clip(w, h)
+                    .map(Face::boxed)
             })
             .collect()
     }
