@@ -223,6 +223,42 @@ fn mini_xception_exports_with_folded_batch_norm() {
     ] {
         assert!(ops.iter().any(|o| o == op), "no {op} in {ops:?}");
     }
+    assert_tract_friendly_pools(&checked.onnx, 4, 4);
+}
+
+/// The integer-list attribute `name` of `node` (empty when absent).
+fn ints_attr(node: &pb::NodeProto, name: &str) -> Vec<i64> {
+    node.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.ints.clone())
+        .unwrap_or_default()
+}
+
+/// The form tract runs faster (issue #12): every square max pool written as a `k x 1` and a
+/// `1 x k` pool (`square` of them), every strided 1x1 convolution as a 1x1 subsampling
+/// `MaxPool` and a stride-1 convolution (`strided_pointwise` of them).
+fn assert_tract_friendly_pools(onnx: &[u8], square: usize, strided_pointwise: usize) {
+    let g = pb::ModelProto::decode(onnx)
+        .expect("decodes")
+        .graph
+        .expect("graph");
+    let pools: Vec<&pb::NodeProto> = g.node.iter().filter(|n| n.op_type == "MaxPool").collect();
+    let kernels: Vec<Vec<i64>> = pools.iter().map(|n| ints_attr(n, "kernel_shape")).collect();
+    let rows = kernels.iter().filter(|k| k[0] > 1 && k[1] == 1).count();
+    let columns = kernels.iter().filter(|k| k[0] == 1 && k[1] > 1).count();
+    let subsample = kernels.iter().filter(|k| **k == [1, 1]).count();
+    assert_eq!(
+        (rows, columns, subsample),
+        (square, square, strided_pointwise),
+        "{kernels:?}"
+    );
+    assert_eq!(pools.len(), 2 * square + strided_pointwise);
+    for conv in g.node.iter().filter(|n| n.op_type == "Conv") {
+        if ints_attr(conv, "kernel_shape") == [1, 1] {
+            assert_eq!(ints_attr(conv, "strides"), [1, 1], "{}", conv.name);
+        }
+    }
 }
 
 #[test]

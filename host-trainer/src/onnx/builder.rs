@@ -291,17 +291,7 @@ pub(crate) fn float_op(
             kernel,
             stride,
             pad,
-        } => b.node(
-            "MaxPool",
-            name,
-            &[arg(0)?],
-            out,
-            vec![
-                ints("kernel_shape", &[*kernel, *kernel]),
-                ints("strides", &[*stride, *stride]),
-                ints("pads", pad),
-            ],
-        ),
+        } => max_pool(b, name, arg(0)?, out, *kernel, *stride, pad),
         Op::AvgPool { kernel, stride } => b.node(
             "AveragePool",
             name,
@@ -342,6 +332,92 @@ pub(crate) fn float_op(
         Op::Input | Op::Conv { .. } | Op::Linear { .. } | Op::Dropout { .. } => return Ok(false),
     }
     Ok(true)
+}
+
+/// A square `kernel` x `kernel` max pool written as two one-dimensional pools, over rows
+/// (`{name}.rows`) then columns; the same values (the maximum is separable and padding counts
+/// as -inf in both). tract 0.23 walks a 3x3 stride-2 window with a scalar strided loop; the
+/// row pass runs on contiguous rows and the column pass has a third of the taps, which made
+/// mini-Xception's four pools 35% cheaper in tract (issue #12). A 1x1 window stays one node.
+/// `x` may be float or `u8` (the int8 writer pools in `u8`).
+pub(crate) fn max_pool(
+    b: &mut Builder,
+    name: &str,
+    x: &str,
+    out: &str,
+    kernel: i64,
+    stride: i64,
+    pad: &[i64; 4],
+) {
+    if kernel == 1 {
+        b.node(
+            "MaxPool",
+            name,
+            &[x],
+            out,
+            vec![
+                ints("kernel_shape", &[1, 1]),
+                ints("strides", &[stride, stride]),
+                ints("pads", pad),
+            ],
+        );
+        return;
+    }
+    let [top, left, bottom, right] = *pad;
+    let rows = format!("{name}.rows");
+    b.node(
+        "MaxPool",
+        &rows,
+        &[x],
+        &rows,
+        vec![
+            ints("kernel_shape", &[kernel, 1]),
+            ints("strides", &[stride, 1]),
+            ints("pads", &[top, 0, bottom, 0]),
+        ],
+    );
+    b.node(
+        "MaxPool",
+        name,
+        &[&rows],
+        out,
+        vec![
+            ints("kernel_shape", &[1, kernel]),
+            ints("strides", &[1, stride]),
+            ints("pads", &[0, left, 0, right]),
+        ],
+    );
+}
+
+/// For a 1x1 convolution with a stride and no padding: its input subsampled by `stride` in a
+/// separate `MaxPool` (1x1 window, `{name}.subsample`), so the convolution itself runs with
+/// stride 1; `None` for any other convolution. The same values: a 1x1 convolution reads only
+/// the pixels the stride keeps. tract 0.23 lowers a strided 1x1 convolution to two
+/// `Downsample` copies through generic ndarray slicing (9% of mini-Xception's time in tract);
+/// the pool is a tight loop (issue #12). `x` may be float or `u8`.
+pub(crate) fn subsample_for_pointwise(
+    b: &mut Builder,
+    name: &str,
+    x: &str,
+    kernel: &[i64; 2],
+    stride: i64,
+    pad: &[i64; 4],
+) -> Option<String> {
+    if *kernel != [1, 1] || stride <= 1 || *pad != [0; 4] {
+        return None;
+    }
+    let v = format!("{name}.subsample");
+    b.node(
+        "MaxPool",
+        &v,
+        &[x],
+        &v,
+        vec![
+            ints("kernel_shape", &[1, 1]),
+            ints("strides", &[stride, stride]),
+        ],
+    );
+    Some(v)
 }
 
 /// dlib's padded residual sum: each input smaller than `node`'s output shape is zero-padded at

@@ -9,11 +9,11 @@
 //!
 //! | graph op        | ONNX                                                                |
 //! |-----------------|---------------------------------------------------------------------|
-//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias |
+//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias; a strided 1x1 convolution as a 1x1 `MaxPool` with that stride (subsampling) and a stride-1 `Conv` |
 //! | `BatchNorm`     | folded into the preceding `Conv` when that convolution feeds nothing else; otherwise `Mul` + `Add` per channel |
 //! | `Affine`        | `Mul` + `Add` per channel                                            |
 //! | `Relu`, `Relu6` | `Relu`; `Clip` with `min` 0 and `max` 6 as inputs (opset 13)         |
-//! | `MaxPool`       | `MaxPool` with `pads` (padding counts as -inf, as in libtorch)       |
+//! | `MaxPool`       | two `MaxPool`s, `k x 1` over rows then `1 x k` over columns, with `pads` (padding counts as -inf, as in libtorch) |
 //! | `AvgPool`       | `AveragePool` without padding                                        |
 //! | `Add`           | `Add`                                                                |
 //! | `GlobalAvgPool` | `GlobalAveragePool` + `Flatten(axis 1)`                              |
@@ -29,7 +29,7 @@ use tract_onnx::pb;
 
 use super::builder::{
     Builder, batch_norm_folds, float_op, folded_conv, int, ints, model_proto, param, rank_of,
-    values,
+    subsample_for_pointwise, values,
 };
 use super::{INPUT_NAME, OUTPUT_NAME, OnnxError};
 use crate::model::graph::{Network, Op};
@@ -105,7 +105,12 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                 b.constant(&wn, &w.size(), values(&w, name)?);
                 b.constant(&bn_name, &[*out], values(&bvec, name)?);
                 let out_value = out_name(result);
-                let x = input(0)?;
+                let mut x = input(0)?;
+                let mut stride = *stride;
+                if let Some(sub) = subsample_for_pointwise(&mut b, name, &x, kernel, stride, pad) {
+                    x = sub;
+                    stride = 1;
+                }
                 b.node(
                     "Conv",
                     name,
@@ -113,7 +118,7 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                     &out_value,
                     vec![
                         ints("kernel_shape", kernel),
-                        ints("strides", &[*stride, *stride]),
+                        ints("strides", &[stride, stride]),
                         ints("pads", pad),
                         ints("dilations", &[1, 1]),
                         int("group", *groups),

@@ -11,7 +11,8 @@ use super::plan::{ConvStep, FusedActivation, QuantPlan};
 use super::{QParams, QuantError, WeightScales};
 use crate::model::graph::{Graph, Network, Op};
 use crate::onnx::builder::{
-    Builder, float_op, folded_conv, int, ints, model_proto, param, rank_of, values,
+    Builder, float_op, folded_conv, int, ints, max_pool, model_proto, param, rank_of,
+    subsample_for_pointwise, values,
 };
 use crate::onnx::{INPUT_NAME, OUTPUT_NAME, OnnxError};
 
@@ -223,12 +224,7 @@ impl<'a> Writer<'a> {
                         return Err(self.unsupported(i, "lost its u8 input"));
                     };
                     let v = format!("{name}.u8");
-                    let attrs = vec![
-                        ints("kernel_shape", &[*kernel, *kernel]),
-                        ints("strides", &[*stride, *stride]),
-                        ints("pads", pad),
-                    ];
-                    self.b.node("MaxPool", &name, &[&q], &v, attrs);
+                    max_pool(&mut self.b, &name, &q, &v, *kernel, *stride, pad);
                     self.quant[i] = Some((v, p));
                 }
                 Op::MaxPool { .. }
@@ -280,7 +276,12 @@ impl<'a> Writer<'a> {
             return Err(self.unsupported(i, "convolution of a flattened value"));
         }
         let name = self.name(i).to_string();
-        let (xq, xp) = self.as_quant(self.input_of(i, 0)?)?;
+        let (mut xq, xp) = self.as_quant(self.input_of(i, 0)?)?;
+        let mut stride = stride;
+        if let Some(sub) = subsample_for_pointwise(&mut self.b, &name, &xq, &kernel, stride, &pad) {
+            xq = sub;
+            stride = 1;
+        }
         let (w, bias) = folded_conv(self.net, i, step.fold)?;
         let dims = w.size();
         let (wq, wscale) = quantize_weights(&values(&w, &name)?, out as usize, self.weights);
