@@ -238,6 +238,17 @@ fn starter_writes_signed_fp32_and_int8_bundles_with_their_provenance() {
                 .any(|c| c.name.starts_with("astronaut") && c.top_label.name() == "happy")
         );
         assert_eq!(matches!(m.quantization, Quantization::Int8 { .. }), int8);
+        if let Quantization::Int8 { speed, .. } = &m.quantization {
+            // fp32 against int8 in tract, measured at export on this machine (issue #12).
+            let speed = speed.as_ref().expect("the int8 manifest records the speed");
+            assert!(speed.fp32_ms > 0.0 && speed.int8_ms > 0.0, "{speed:?}");
+            assert!(speed.machine.contains(std::env::consts::ARCH), "{speed:?}");
+            assert_eq!(
+                speed.verdict.contains("deploy the fp32 bundle"),
+                !speed.int8_is_faster(),
+                "{speed:?}"
+            );
+        }
     }
     // The checkpoint is a starting point for training and distillation.
     let ckpt = out_dir.join("checkpoint");

@@ -285,7 +285,35 @@ pub enum Quantization {
         calibration: Calibration,
         /// The accuracy cost of quantizing, measured on one split.
         accuracy: QuantizationAccuracy,
+        /// fp32 against int8 latency in tract, measured at export on the exporting machine
+        /// (absent in manifests written before it was measured).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speed: Option<QuantizationSpeed>,
     },
+}
+
+/// One-face latency of the fp32 and the int8 model in tract (one thread, batch 1, median),
+/// measured when the int8 bundle was exported. Where int8 is the slower one the fp32 bundle
+/// is the one to deploy; int8 then only buys a smaller file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizationSpeed {
+    /// Median milliseconds per face of the fp32 model.
+    pub fp32_ms: f64,
+    /// Median milliseconds per face of the int8 model.
+    pub int8_ms: f64,
+    /// Where it was measured, e.g. `x86_64 linux, tract 0.23.9` (int8 kernels differ by CPU:
+    /// on aarch64 tract's fast int8 kernels need the dot-product extension).
+    pub machine: String,
+    /// What the figures mean for deployment, e.g. why the fp32 bundle is the default.
+    pub verdict: String,
+}
+
+impl QuantizationSpeed {
+    /// Whether int8 ran faster than fp32 where it was measured.
+    pub fn int8_is_faster(&self) -> bool {
+        self.int8_ms < self.fp32_ms
+    }
 }
 
 impl Quantization {
@@ -705,6 +733,7 @@ impl Manifest {
             scheme,
             calibration,
             accuracy,
+            speed,
         } = &self.quantization
         {
             check_identifier("quantization.scheme", scheme)?;
@@ -719,6 +748,18 @@ impl Manifest {
             check_text("quantization.accuracy.split", &accuracy.split, 128)?;
             check_fraction("quantization.accuracy.fp32", accuracy.fp32)?;
             check_fraction("quantization.accuracy.int8", accuracy.int8)?;
+            if let Some(speed) = speed {
+                for (field, v) in [
+                    ("quantization.speed.fp32_ms", speed.fp32_ms),
+                    ("quantization.speed.int8_ms", speed.int8_ms),
+                ] {
+                    if !(v.is_finite() && v > 0.0) {
+                        return Err(ManifestError::field(field, "must be a positive number"));
+                    }
+                }
+                check_text("quantization.speed.machine", &speed.machine, 256)?;
+                check_text("quantization.speed.verdict", &speed.verdict, 1024)?;
+            }
         }
 
         // metrics

@@ -439,3 +439,44 @@ proptest! {
         prop_assert!(Manifest::from_json(&bytes[..cut]).is_err());
     }
 }
+
+/// The int8 speed measured at export (issue #12): absent in older manifests (valid.json has
+/// none and loads), written and read back when present, refused when not a positive time.
+#[test]
+fn int8_speed_is_optional_round_trips_and_is_validated() {
+    use emotion_shared::manifest::QuantizationSpeed;
+    let mut m = valid();
+    let Quantization::Int8 { speed, .. } = &mut m.quantization else {
+        panic!("valid.json is an int8 manifest");
+    };
+    assert!(speed.is_none(), "valid.json predates the speed field");
+    *speed = Some(QuantizationSpeed {
+        fp32_ms: 0.55,
+        int8_ms: 3.7,
+        machine: "x86_64 linux, tract-onnx 0.23.9, one thread, batch 1".into(),
+        verdict: "int8 is slower than fp32 in tract here: deploy the fp32 bundle".into(),
+    });
+    let text = m.to_json_pretty().expect("serialise");
+    assert!(text.contains("\"int8_ms\": 3.7"), "{text}");
+    let back = Manifest::from_json(text.as_bytes()).expect("reads back");
+    assert_eq!(back, m);
+    let Quantization::Int8 {
+        speed: Some(speed), ..
+    } = &back.quantization
+    else {
+        panic!("speed lost");
+    };
+    assert!(!speed.int8_is_faster());
+
+    let e = validation_error(|m| {
+        if let Quantization::Int8 { speed, .. } = &mut m.quantization {
+            *speed = Some(QuantizationSpeed {
+                fp32_ms: 1.0,
+                int8_ms: 0.0,
+                machine: "x86_64".into(),
+                verdict: "none".into(),
+            });
+        }
+    });
+    assert_mentions(&e, &["quantization.speed.int8_ms", "positive"]);
+}

@@ -274,6 +274,10 @@ fn print_int8(r: &Int8Report) {
         r.same_class * 100.0,
         r.check_images
     );
+    println!(
+        "int8 speed in tract ({}): int8 {:.3} ms, fp32 {:.3} ms per face",
+        r.speed.machine, r.speed.int8_ms, r.speed.fp32_ms
+    );
 }
 
 /// Prints the test-split metrics.

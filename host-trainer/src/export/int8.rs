@@ -7,7 +7,9 @@
 
 use std::path::PathBuf;
 
-use emotion_shared::manifest::{Quantization, QuantizationAccuracy, SelfTestCase};
+use emotion_shared::manifest::{
+    Quantization, QuantizationAccuracy, QuantizationSpeed, SelfTestCase,
+};
 use tch::Device;
 
 use super::selftest::{self, SampleFace};
@@ -17,6 +19,7 @@ use crate::data::{self, FaceSet, Split};
 use crate::eval::predict;
 use crate::model::checkpoint::LoadedModel;
 use crate::onnx::OnnxError;
+use crate::onnx::tract::TractModel;
 use crate::preprocess::model_input;
 use crate::quantize::calibrate::Calibration;
 use crate::quantize::evaluate::{agreement, top_classes, tract_outputs};
@@ -76,6 +79,8 @@ pub struct Int8Report {
     pub int8_accuracy: f64,
     /// Fraction of `check_split` where int8 picks fp32's class.
     pub same_class: f64,
+    /// fp32 against int8 latency in tract on this machine.
+    pub speed: QuantizationSpeed,
 }
 
 impl Int8Report {
@@ -221,7 +226,9 @@ pub fn export_int8_checked(
         false,
     );
     let int8_pred = top_classes(&tract_outputs(&best.onnx, &check_x, "int8 PrivateTest")?);
+    let speed = measure_speed(model, &best.onnx, producer_version)?;
     let report = Int8Report {
+        speed,
         calibrated_values: plan.observed.len(),
         calibration_images: calibration.samples,
         calibration_from,
@@ -250,6 +257,16 @@ pub fn export_int8_checked(
         }
     }
 
+    if report.speed.int8_is_faster() {
+        tracing::info!(
+            "int8 in tract: {:.3} ms against fp32 {:.3} ms per face on this machine",
+            report.speed.int8_ms,
+            report.speed.fp32_ms
+        );
+    } else {
+        tracing::warn!("{}", report.speed.verdict);
+    }
+
     let self_test = int8_self_tests(&best.onnx, model, samples, opts.self_tests)?;
     let stem = data.stem();
     let predicted = vec![
@@ -271,11 +288,57 @@ pub fn export_int8_checked(
                 fp32: report.fp32_accuracy,
                 int8: report.int8_accuracy,
             },
+            speed: Some(report.speed.clone()),
         },
         self_test,
         report,
     })
 }
+
+/// Runs timed per model by [`measure_speed`] (about 2 s for mini-Xception's int8 model).
+const SPEED_RUNS: usize = 300;
+
+/// fp32 (the same network written by the fp32 writer) against the int8 model `onnx` in tract,
+/// median of [`SPEED_RUNS`] one-face runs each, on this machine; with the verdict for the
+/// manifest: where int8 is not faster, the fp32 bundle stays the one to deploy.
+fn measure_speed(
+    model: &LoadedModel,
+    onnx: &[u8],
+    producer_version: &str,
+) -> Result<QuantizationSpeed, Int8Error> {
+    let s = model.net.graph.input_shape();
+    let input = [1, s.c as usize, s.h as usize, s.w as usize];
+    let fp32 = crate::onnx::to_onnx(&model.net, producer_version)?;
+    let fp32_ms = TractModel::load(&fp32, input)?.median_ms(SPEED_RUNS)?;
+    let int8_ms = TractModel::load(onnx, input)?.median_ms(SPEED_RUNS)?;
+    let machine = format!(
+        "{} {}, tract-onnx {}, one thread, batch 1",
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        TRACT_VERSION
+    );
+    let verdict = if int8_ms < fp32_ms {
+        format!(
+            "int8 is faster in tract here ({int8_ms:.3} ms against fp32 {fp32_ms:.3} ms per face)"
+        )
+    } else {
+        format!(
+            "int8 is slower than fp32 in tract here ({int8_ms:.3} ms against {fp32_ms:.3} ms per \
+             face): deploy the fp32 bundle for speed; int8 buys a smaller file. On aarch64 \
+             tract's int8 kernels need the dot-product extension (Raspberry Pi 5 has it, Pi 4 \
+             does not); measure there with `emotion-edge bench`"
+        )
+    };
+    Ok(QuantizationSpeed {
+        fp32_ms,
+        int8_ms,
+        machine,
+        verdict,
+    })
+}
+
+/// The tract version the trainer links (the edge pins the same one).
+const TRACT_VERSION: &str = "0.23.9";
 
 /// Self-test cases of the int8 model `onnx`: tract's outputs on `samples` the edge's way, at
 /// most `max`, replayed once more.

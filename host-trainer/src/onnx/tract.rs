@@ -39,6 +39,24 @@ impl TractModel {
         Ok(TractModel { plan, input })
     }
 
+    /// Median milliseconds of one run on a constant input, over `runs` runs after a few
+    /// warm-up runs: what the int8 export records of fp32 against int8 speed. Timed on the
+    /// current thread, as the edge runs it (tract uses one thread here).
+    pub fn median_ms(&self, runs: usize) -> Result<f64, OnnxError> {
+        let input = vec![0.5f32; self.input.iter().product()];
+        for _ in 0..runs.clamp(1, 20) {
+            self.run(&input)?;
+        }
+        let mut times: Vec<f64> = Vec::with_capacity(runs.max(1));
+        for _ in 0..runs.max(1) {
+            let t = std::time::Instant::now();
+            self.run(&input)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    }
+
     /// Runs one preprocessed input (`C * H * W` floats, NCHW) and returns the flat output.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, OnnxError> {
         let tensor = tract_onnx::prelude::Tensor::from_shape(&self.input, input)
