@@ -29,6 +29,11 @@ Installs emotion-edge: binary, systemd unit, configuration, public key, model st
                      /etc/emotion-edge/bundle.pub; required unless one is installed
   --bundle DIR       a model bundle to install: it becomes the running model if there is
                      none yet, otherwise it is dropped into the model store's inbox
+  --detector FILE    a BlazeFace face detector (face_detection_short_range.onnx or
+                     face_detection_full_range.onnx, written on the workstation by
+                     `emotion-train convert-detector`), installed into
+                     /usr/local/share/emotion-edge where cameras use it by default; its sha256
+                     must be one of detectors.sha256 next to this script (repeatable)
   --root DIR         install into the staging tree DIR instead of / (no users, groups,
                      systemctl or udev changes on this machine: they are printed)
   --no-start         enable the service but do not (re)start it
@@ -52,6 +57,7 @@ config=$here/config.example.toml
 unit_src=$here/emotion-edge.service
 public_key=
 bundle=
+detectors=
 root=/
 start=yes
 
@@ -69,6 +75,10 @@ while [ $# -gt 0 ]; do
         --public-key=*) public_key=${1#*=}; shift ;;
         --bundle) need_value "$1" $#; bundle=$2; shift 2 ;;
         --bundle=*) bundle=${1#*=}; shift ;;
+        --detector) need_value "$1" $#; detectors="$detectors
+$2"; shift 2 ;;
+        --detector=*) detectors="$detectors
+${1#*=}"; shift ;;
         --root) need_value "$1" $#; root=$2; shift 2 ;;
         --root=*) root=${1#*=}; shift ;;
         --no-start) start=no; shift ;;
@@ -87,6 +97,7 @@ UNIT=/etc/systemd/system/emotion-edge.service
 UDEV_RULE=/etc/udev/rules.d/60-emotion-edge.rules
 STATE=/var/lib/emotion-edge
 MODELS=$STATE/models
+SHARE=/usr/local/share/emotion-edge
 GROUPS_NEEDED="video dialout i2c"
 
 # --root: "" for the live system, otherwise an absolute staging directory.
@@ -141,6 +152,25 @@ check_public_key() {
         die "$1 is not a public key file (one line: ed25519-pub <64 hex digits>)"
     fi
 }
+
+# A detector must be one of the converted MediaPipe models the runtime trusts (the same
+# pinned hashes are built into emotion-edge), under its own file name.
+detector_names=
+check_detector() {
+    [ -f "$1" ] || die "detector $1 not found"
+    [ -f "$here/detectors.sha256" ] || die "$here/detectors.sha256 is missing (it ships with install.sh)"
+    sum=$(sha256sum "$1" | cut -d' ' -f1)
+    name=$(awk -v s="$sum" '$1 == s { print $2 }' "$here/detectors.sha256")
+    [ -n "$name" ] || die "detector $1 (sha256 $sum) is none of the models in detectors.sha256: convert MediaPipe's model with emotion-train convert-detector"
+    detector_names="$detector_names $name"
+}
+old_ifs=$IFS
+IFS='
+'
+for d in $detectors; do
+    [ -n "$d" ] && check_detector "$d"
+done
+IFS=$old_ifs
 
 if [ -n "$public_key" ]; then
     [ -f "$public_key" ] || die "public key $public_key not found"
@@ -235,6 +265,17 @@ if [ -n "$public_key" ]; then
     fi
     install_file 0644 "$public_key" "$root$KEY"
 fi
+
+# BlazeFace detectors, under the name the runtime looks for (checked above).
+IFS='
+'
+for d in $detectors; do
+    [ -n "$d" ] || continue
+    sum=$(sha256sum "$d" | cut -d' ' -f1)
+    name=$(awk -v s="$sum" '$1 == s { print $2 }' "$here/detectors.sha256")
+    install_file 0644 "$d" "$root$SHARE/$name"
+done
+IFS=$old_ifs
 
 # /dev/i2c-* belong to group i2c on Raspberry Pi OS already; elsewhere (Jetson, plain
 # Debian) they are root-only without a rule like this one.

@@ -7,10 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use emotion_shared::preprocess::{FaceCrop, PixelFormat};
-use emotion_shared::protocol::Level;
-use crate::align::face_crop;
 pub use crate::align::crop_rgb;
+use crate::align::face_crop;
 use crate::classify::{Classifier, ClassifyError, LoadedModel};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::detect::FaceDetector;
@@ -18,6 +16,8 @@ use crate::model_store::{ModelSlot, StoreEvent};
 use crate::sink::{FrameReport, Sinks};
 use crate::smooth::{Observation, SmoothConfig, TrackedFace, Tracker};
 use crate::source::{Frame, FrameSource, SourceError};
+use emotion_shared::preprocess::{FaceCrop, PixelFormat};
+use emotion_shared::protocol::Level;
 
 /// How long each stage of one frame took.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

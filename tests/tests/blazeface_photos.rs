@@ -202,8 +202,12 @@ fn blazeface_counts_faces_on_real_photos() {
 fn from_config_checks_the_models_sha256() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (model, sha) = convert(dir.path(), BlazeFaceVariant::Short);
-    let mut det = detect::from_config(&config(model.clone(), Some(sha), BlazeFaceVariant::Short))
-        .expect("the right file loads");
+    let mut det = detect::from_config(&config(
+        model.clone(),
+        Some(sha.clone()),
+        BlazeFaceVariant::Short,
+    ))
+    .expect("the right file loads");
     assert_eq!(det.name(), "blazeface");
     assert_eq!(det.detect(&skimage("astronaut.png")).len(), 1);
     let wrong = "0".repeat(64);
@@ -211,16 +215,31 @@ fn from_config_checks_the_models_sha256() {
         .err()
         .expect("a wrong sha256 is refused");
     assert!(err.to_string().contains("sha256"), "{err}");
-    // The short-range file is not a full-range model.
-    let err = detect::from_config(&config(model, None, BlazeFaceVariant::Full))
+    // Without a sha256 in the config, the variant's pinned hash (deploy/detectors.sha256)
+    // is expected: the converter's output is that file, byte for byte.
+    assert_eq!(sha, BlazeFaceVariant::Short.pinned_sha256());
+    let mut det = detect::from_config(&config(model.clone(), None, BlazeFaceVariant::Short))
+        .expect("the pinned file loads");
+    assert_eq!(det.detect(&skimage("astronaut.png")).len(), 1);
+    // The short-range file is not the full-range model: refused by its hash ...
+    let err = detect::from_config(&config(model.clone(), None, BlazeFaceVariant::Full))
+        .err()
+        .expect("the short-range file is not the pinned full-range model");
+    assert!(
+        err.to_string()
+            .contains(BlazeFaceVariant::Full.pinned_sha256()),
+        "{err}"
+    );
+    // ... and, with its own hash vouched for, by its shapes.
+    let err = detect::from_config(&config(model, Some(sha.clone()), BlazeFaceVariant::Full))
         .err()
         .expect("a model of the other variant is refused");
     assert!(err.to_string().contains("Full-range BlazeFace"), "{err}");
-    // No model configured: the error says what to set.
-    let mut none = config(PathBuf::new(), None, BlazeFaceVariant::Short);
-    none.blazeface.model = None;
-    let err = detect::from_config(&none).err().expect("no model");
-    assert!(err.to_string().contains("[detect.blazeface]"), "{err}");
+    // A missing file: the error names it and says how to install one.
+    let missing = config(dir.path().join("none.onnx"), None, BlazeFaceVariant::Short);
+    let err = detect::from_config(&missing).err().expect("no model");
+    assert!(err.to_string().contains("none.onnx"), "{err}");
+    assert!(err.to_string().contains("install.sh --detector"), "{err}");
 }
 
 /// The photos of `tests/photos/faces.json` with their hand-drawn face boxes and ignore regions.

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use emotion_edge::detect::DetectorKind;
-use emotion_edge::tools::bench::{BenchOptions, bench};
+use emotion_edge::tools::bench::{BenchFrames, BenchOptions, bench};
 
-use super::TrustArgs;
+use super::{DetectArgs, TrustArgs};
 
 /// Options of `emotion-edge bench`.
 #[derive(Debug, Args)]
@@ -19,16 +18,20 @@ pub struct BenchArgs {
     /// Frames to measure.
     #[arg(long, default_value_t = 200)]
     frames: u64,
-    /// Frame width.
+    /// Real frames: a folder of JPEG camera frames (e.g. made by `bench/make_frames.py` from
+    /// real photos, or saved from your camera), cycled in name order. Without it the synthetic
+    /// camera draws them.
+    #[arg(long)]
+    frames_dir: Option<PathBuf>,
+    /// Synthetic frame width.
     #[arg(long, default_value_t = 640)]
     width: u32,
-    /// Frame height.
+    /// Synthetic frame height.
     #[arg(long, default_value_t = 480)]
     height: u32,
-    /// Face detector.
-    #[arg(long, value_enum, default_value = "seeta")]
-    detector: DetectorKind,
-    /// Detect every N frames.
+    #[command(flatten)]
+    detect: DetectArgs,
+    /// Detect every N frames (the boxes are followed in between).
     #[arg(long, default_value_t = 1)]
     detect_every: u32,
     /// Also write the measured frames (JPEG) into this folder, for the Python baseline
@@ -40,14 +43,19 @@ pub struct BenchArgs {
 /// Measures and prints the table.
 pub fn run(args: BenchArgs) -> Result<()> {
     let model = super::load_model(&args.bundle, &args.trust)?;
+    let source = match args.frames_dir {
+        Some(dir) => BenchFrames::Folder(dir),
+        None => BenchFrames::Synthetic {
+            width: args.width,
+            height: args.height,
+        },
+    };
     let report = bench(
         &model,
         &BenchOptions {
             frames: args.frames,
-            width: args.width,
-            height: args.height,
-            detector: args.detector,
-            detect_every: args.detect_every,
+            source,
+            detect: args.detect.config(true, args.detect_every),
             save_frames: args.save_frames,
         },
     )?;

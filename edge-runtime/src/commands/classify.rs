@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use emotion_edge::detect::{self, DetectConfig, DetectorKind};
+use emotion_edge::detect;
 use emotion_edge::source::files;
-use emotion_edge::tools::classify_files::classify_files;
+use emotion_edge::tools::classify_files::classify_files_aligned;
 
-use super::TrustArgs;
+use super::{DetectArgs, TrustArgs};
 
 /// Options of `emotion-edge classify`.
 #[derive(Debug, Args)]
@@ -18,12 +18,8 @@ pub struct ClassifyArgs {
     bundle: PathBuf,
     #[command(flatten)]
     trust: TrustArgs,
-    /// Face detector.
-    #[arg(long, value_enum, default_value = "full-frame")]
-    detector: DetectorKind,
-    /// Smallest face side in pixels (seeta).
-    #[arg(long, default_value_t = 40)]
-    min_face: u32,
+    #[command(flatten)]
+    detect: DetectArgs,
     /// Images, folders or glob patterns.
     #[arg(required = true)]
     images: Vec<String>,
@@ -32,16 +28,13 @@ pub struct ClassifyArgs {
 /// Prints one JSON line per image; fails when an image could not be read.
 pub fn run(args: ClassifyArgs) -> Result<()> {
     let model = super::load_model(&args.bundle, &args.trust)?;
-    let mut detector = detect::from_config(&DetectConfig {
-        detector: args.detector,
-        min_face: args.min_face,
-        every: 1,
-        ..DetectConfig::default()
-    })?;
+    let config = args.detect.config(false, 1);
+    let mut detector = detect::from_config(&config)?;
     let paths = files::expand(&args.images)?;
-    let failures = classify_files(&model, detector.as_mut(), &paths, |line| {
-        println!("{line}");
-    })?;
+    let failures =
+        classify_files_aligned(&model, detector.as_mut(), config.align, &paths, |line| {
+            println!("{line}");
+        })?;
     if failures > 0 {
         bail!("{failures} image(s) could not be read");
     }

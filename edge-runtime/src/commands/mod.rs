@@ -15,6 +15,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use clap::Args;
 use emotion_edge::classify::LoadedModel;
+use emotion_edge::detect::blazeface::BlazeFaceVariant;
+use emotion_edge::detect::{BlazeFaceConfig, DetectConfig, DetectorKind};
 use emotion_edge::model_store::verify_bundle;
 use emotion_edge::service::trust_policy;
 
@@ -27,6 +29,58 @@ pub struct TrustArgs {
     /// Accept unsigned bundles (development only).
     #[arg(long)]
     pub allow_unsigned: bool,
+}
+
+/// Which face detector a tool uses (`classify`, `bench`): the settings of `[detect]` a command
+/// line can give.
+#[derive(Debug, Args, Clone)]
+pub struct DetectArgs {
+    /// Face detector [default: auto: for `bench` BlazeFace if installed, else SeetaFace; for
+    /// `classify` the whole image is the face].
+    #[arg(long, value_enum)]
+    pub detector: Option<DetectorKind>,
+    /// Smallest face side in frame pixels.
+    #[arg(long, default_value_t = 40)]
+    pub min_face: u32,
+    /// BlazeFace model: `short` (faces within ~2 m) or `full` (up to ~5 m).
+    #[arg(long, value_enum, default_value = "short")]
+    pub blazeface_variant: BlazeFaceVariant,
+    /// BlazeFace ONNX file (`emotion-train convert-detector`) [default: the variant's file in
+    /// /usr/local/share/emotion-edge].
+    #[arg(long)]
+    pub blazeface_model: Option<PathBuf>,
+    /// Its sha256, for a model other than MediaPipe's as converted by `emotion-train
+    /// convert-detector`.
+    #[arg(long)]
+    pub blazeface_sha256: Option<String>,
+    /// Crop faces upright on their eyes when the detector finds them (BlazeFace).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "true|false")]
+    pub align: bool,
+}
+
+impl DetectArgs {
+    /// The `[detect]` settings these options give, with `auto` resolved for a camera's frames
+    /// (`camera`) or for images of faces; detection on every frame unless `every` says
+    /// otherwise.
+    pub fn config(&self, camera: bool, every: u32) -> DetectConfig {
+        let defaults = DetectConfig::default();
+        let blazeface = BlazeFaceConfig {
+            variant: self.blazeface_variant,
+            model: self.blazeface_model.clone(),
+            sha256: self.blazeface_sha256.clone(),
+            score_threshold: self.blazeface_variant.mediapipe_score_threshold(),
+            ..defaults.blazeface.clone()
+        };
+        DetectConfig {
+            detector: self.detector.unwrap_or(DetectorKind::Auto),
+            min_face: self.min_face,
+            every,
+            align: self.align,
+            blazeface,
+            ..defaults
+        }
+        .resolved_for(camera)
+    }
 }
 
 /// Verifies `bundle` under `trust` and loads its model, logging what was checked.

@@ -80,16 +80,57 @@ impl BlazeFaceVariant {
     }
 }
 
+/// Where `deploy/install.sh --detector FILE` puts converted BlazeFace models on a device; the
+/// detector looks there when `[detect.blazeface] model` is not set.
+pub const INSTALL_DIR: &str = "/usr/local/share/emotion-edge";
+
+/// The sha256 of the ONNX files `emotion-train convert-detector` makes from MediaPipe's
+/// published models (the conversion is deterministic), in `sha256sum` format. The same file is
+/// `deploy/install.sh`'s check, so the binary and the installer trust the same two models.
+const PINNED_SHA256: &str = include_str!("../../../deploy/detectors.sha256");
+
+impl BlazeFaceVariant {
+    /// The converted model's file name (MediaPipe's name with `.onnx`).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            BlazeFaceVariant::Short => "face_detection_short_range.onnx",
+            BlazeFaceVariant::Full => "face_detection_full_range.onnx",
+        }
+    }
+
+    /// MediaPipe's minimum score for this model (0.5 short range, 0.6 full range).
+    pub fn mediapipe_score_threshold(self) -> f32 {
+        match self {
+            BlazeFaceVariant::Short => 0.5,
+            BlazeFaceVariant::Full => 0.6,
+        }
+    }
+
+    /// The sha256 (hex) of MediaPipe's model of this variant as `emotion-train
+    /// convert-detector` writes it (`deploy/detectors.sha256`).
+    pub fn pinned_sha256(self) -> &'static str {
+        PINNED_SHA256
+            .lines()
+            .filter_map(|l| l.split_once("  "))
+            .find(|(_, name)| *name == self.file_name())
+            .map(|(sha, _)| sha)
+            .unwrap_or_default()
+    }
+}
+
 /// `[detect.blazeface]`: the BlazeFace detector's own settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BlazeFaceConfig {
     /// `short` (128x128, within ~2 m) or `full` (192x192, up to ~5 m).
     pub variant: BlazeFaceVariant,
-    /// The converted ONNX file (`emotion-train convert-detector`); installed with the runtime,
-    /// never downloaded at run time.
+    /// The converted ONNX file (`emotion-train convert-detector`), installed with the runtime
+    /// (`deploy/install.sh --detector`), never downloaded at run time. Default: the variant's
+    /// file in [`INSTALL_DIR`].
     pub model: Option<PathBuf>,
-    /// Expected sha256 of `model` (hex); when set, a different file is refused.
+    /// Expected sha256 of `model` (hex). Default: the hash of MediaPipe's model of `variant` as
+    /// converted by `emotion-train convert-detector` ([`BlazeFaceVariant::pinned_sha256`]), so
+    /// any other file is refused unless its hash is written here.
     pub sha256: Option<String>,
     /// Minimum face score in `0..1` (MediaPipe: 0.5 short range, 0.6 full range).
     pub score_threshold: f32,
@@ -109,16 +150,38 @@ impl Default for BlazeFaceConfig {
     }
 }
 
+impl BlazeFaceConfig {
+    /// The model file: `model`, or the variant's file in [`INSTALL_DIR`].
+    pub fn model_path(&self) -> PathBuf {
+        self.model
+            .clone()
+            .unwrap_or_else(|| Path::new(INSTALL_DIR).join(self.variant.file_name()))
+    }
+
+    /// The sha256 the model file must have: `sha256`, or the variant's pinned hash.
+    pub fn expected_sha256(&self) -> &str {
+        self.sha256
+            .as_deref()
+            .unwrap_or_else(|| self.variant.pinned_sha256())
+    }
+
+    /// Loads and checks the configured model.
+    pub fn open(&self) -> Result<BlazeFaceModel, BlazeFaceError> {
+        BlazeFaceModel::open(
+            &self.model_path(),
+            Some(self.expected_sha256()),
+            self.variant,
+        )
+    }
+}
+
 /// Why the BlazeFace model could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum BlazeFaceError {
-    /// No model file configured.
-    #[error(
-        "the blazeface detector needs its ONNX file: set `model = PATH` in [detect.blazeface] (made on the workstation with `emotion-train convert-detector`, installed with the runtime)"
-    )]
-    NoModel,
     /// The model file could not be read.
-    #[error("cannot read BlazeFace model {path}: {source}")]
+    #[error(
+        "cannot read BlazeFace model {path}: {source} (make it on the workstation with `emotion-train convert-detector` and install it with `deploy/install.sh --detector FILE`, or set `model = PATH` in [detect.blazeface])"
+    )]
     Read {
         /// The file.
         path: String,
@@ -127,7 +190,7 @@ pub enum BlazeFaceError {
     },
     /// The file's sha256 is not the configured one.
     #[error(
-        "BlazeFace model {path} has sha256 {found}, the config expects {expected}: wrong or damaged file"
+        "BlazeFace model {path} has sha256 {found}, expected {expected}: a damaged file or another model (a model you converted yourself and trust needs `sha256 = \"{found}\"` in [detect.blazeface])"
     )]
     Hash {
         /// The file.

@@ -38,6 +38,10 @@ pub trait FaceDetector {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum DetectorKind {
+    /// The default: for cameras (`v4l2`, `stdin`) BlazeFace when its model is installed
+    /// (SeetaFace otherwise, with a warning); for image files and the synthetic camera the
+    /// whole frame is one face. [`DetectConfig::resolved_for`] decides.
+    Auto,
     /// The whole frame is one face.
     FullFrame,
     /// SeetaFace frontal cascade (the `rustface` crate); `rustface` is accepted as an alias.
@@ -71,6 +75,9 @@ pub struct DetectConfig {
     pub max_width: u32,
     /// Run the detector every N frames (1: every frame).
     pub every: u32,
+    /// Crop faces upright on their eyes when the detector finds them (BlazeFace): the face box
+    /// turned by the eye line's angle ([`crate::align::aligned_crop`]); off: the box as it is.
+    pub align: bool,
     /// `[detect.seeta]`: the SeetaFace detector's own settings.
     pub seeta: SeetaConfig,
     /// `[detect.blazeface]`: the BlazeFace detector's own settings.
@@ -80,13 +87,41 @@ pub struct DetectConfig {
 impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
-            detector: DetectorKind::FullFrame,
+            detector: DetectorKind::Auto,
             min_face: 40,
             max_width: 640,
             every: 3,
+            align: true,
             seeta: SeetaConfig::default(),
             blazeface: BlazeFaceConfig::default(),
         }
+    }
+}
+
+impl DetectConfig {
+    /// This configuration with [`DetectorKind::Auto`] replaced by the detector it stands for:
+    /// for a camera (`camera`: frames of a scene, not face crops) BlazeFace when its model file
+    /// exists ([`BlazeFaceConfig::model_path`]), else SeetaFace with a warning naming the
+    /// missing file; for anything else full-frame. Other kinds are kept.
+    pub fn resolved_for(&self, camera: bool) -> DetectConfig {
+        let mut resolved = self.clone();
+        if self.detector != DetectorKind::Auto {
+            return resolved;
+        }
+        resolved.detector = if !camera {
+            DetectorKind::FullFrame
+        } else if self.blazeface.model_path().is_file() {
+            DetectorKind::Blazeface
+        } else {
+            tracing::warn!(
+                "BlazeFace model {} is not installed: detecting faces with SeetaFace, which is \
+                 several times slower (install it with `deploy/install.sh --detector FILE`, made \
+                 by `emotion-train convert-detector`; or set [detect] detector = \"seeta\")",
+                self.blazeface.model_path().display()
+            );
+            DetectorKind::Seeta
+        };
+        resolved
     }
 }
 
@@ -157,10 +192,11 @@ impl FaceDetector for Scheduled {
     }
 }
 
-/// Builds the configured detector (downscaling and scheduling included).
+/// Builds the configured detector (downscaling and scheduling included); an unresolved
+/// [`DetectorKind::Auto`] is full-frame (see [`DetectConfig::resolved_for`]).
 pub fn from_config(config: &DetectConfig) -> Result<Box<dyn FaceDetector>, DetectError> {
     let base: Box<dyn FaceDetector> = match config.detector {
-        DetectorKind::FullFrame => return Ok(Box::new(FullFrame)),
+        DetectorKind::FullFrame | DetectorKind::Auto => return Ok(Box::new(FullFrame)),
         DetectorKind::Seeta => {
             let model = load_seeta_model(config.seeta.model.as_deref())?;
             Box::new(SeetaDetector::new(
@@ -172,10 +208,8 @@ pub fn from_config(config: &DetectConfig) -> Result<Box<dyn FaceDetector>, Detec
         }
         DetectorKind::Blazeface => {
             let c = &config.blazeface;
-            let path = c.model.as_deref().ok_or(BlazeFaceError::NoModel)?;
-            let model = BlazeFaceModel::open(path, c.sha256.as_deref(), c.variant)?;
             Box::new(BlazeFaceDetector::new(
-                std::sync::Arc::new(model),
+                std::sync::Arc::new(c.open()?),
                 c.score_threshold,
                 c.nms_iou,
                 config.min_face,
@@ -203,6 +237,39 @@ mod tests {
         fn name(&self) -> &'static str {
             "counting"
         }
+    }
+
+    #[test]
+    fn auto_is_full_frame_for_images_and_blazeface_or_seeta_for_cameras() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = DetectConfig::default();
+        assert_eq!(c.detector, DetectorKind::Auto);
+        assert_eq!(c.resolved_for(false).detector, DetectorKind::FullFrame);
+        c.blazeface.model = Some(dir.path().join("absent.onnx"));
+        assert_eq!(c.resolved_for(true).detector, DetectorKind::Seeta);
+        let present = dir.path().join("face_detection_short_range.onnx");
+        std::fs::write(&present, b"x").expect("write");
+        c.blazeface.model = Some(present);
+        assert_eq!(c.resolved_for(true).detector, DetectorKind::Blazeface);
+        // A detector that is set stays as it is.
+        c.detector = DetectorKind::Seeta;
+        assert_eq!(c.resolved_for(true).detector, DetectorKind::Seeta);
+    }
+
+    #[test]
+    fn pinned_hashes_are_the_deploy_files() {
+        for v in [
+            blazeface::BlazeFaceVariant::Short,
+            blazeface::BlazeFaceVariant::Full,
+        ] {
+            let sha = v.pinned_sha256();
+            assert_eq!(sha.len(), 64, "{v:?}");
+            assert!(sha.bytes().all(|b| b.is_ascii_hexdigit()), "{v:?}");
+        }
+        assert_ne!(
+            blazeface::BlazeFaceVariant::Short.pinned_sha256(),
+            blazeface::BlazeFaceVariant::Full.pinned_sha256()
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::detect::DetectError;
 use crate::model_store::{self, ModelSlot, ModelStore, StoreError, StoreEvent, verify_bundle};
 use crate::pipeline::{Pipeline, RunStats};
 use crate::sink::{SinkError, Sinks};
-use crate::source::{self, FrameSource, SourceError};
+use crate::source::{self, FrameSource, SourceError, SourceKind};
 
 pub mod status;
 pub mod systemd;
@@ -177,9 +177,14 @@ impl Service {
                 sinks.mqtt_link(),
             )));
         }
-        let detector = crate::detect::from_config(&config.detect)?;
+        let camera = matches!(config.source.kind, SourceKind::V4l2 | SourceKind::Stdin);
+        let detect = config.detect.resolved_for(camera);
+        tracing::info!("face detector: {:?}", detect.detector);
+        let detector = crate::detect::from_config(&detect)?;
         let source = source::from_config(&config.source, Arc::clone(&clock))?;
-        let pipeline = Pipeline::new(detector, slot, config.smooth, sinks)?.with_clock(clock);
+        let pipeline = Pipeline::new(detector, slot, config.smooth, sinks)?
+            .with_clock(clock)
+            .with_align(config.detect.align);
         Ok(Service {
             pipeline,
             source,

@@ -1,16 +1,17 @@
-//! Latency of a bundle, stage by stage (`emotion-edge bench`): synthetic frames, pre-encoded
-//! as JPEG so decoding is measured as for a webcam's MJPEG, through the whole pipeline on one
-//! thread; then the model alone on a fixed crop.
+//! Latency of a bundle, stage by stage (`emotion-edge bench`): frames pre-encoded as JPEG so
+//! decoding is measured as for a webcam's MJPEG, either a folder of real camera frames or the
+//! synthetic camera's, through the whole pipeline on one thread; then the model alone on a
+//! fixed crop.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use emotion_shared::preprocess::{FaceCrop, PixelFormat};
 
 use crate::classify::{ClassifyError, LoadedModel};
-use crate::detect::{self, DetectConfig, DetectError, DetectorKind};
+use crate::detect::{self, DetectConfig, DetectError};
 use crate::pipeline::Pipeline;
 use crate::sink::Sinks;
 use crate::sink::json::JsonSink;
@@ -18,19 +19,29 @@ use crate::smooth::SmoothConfig;
 use crate::source::synthetic::{SyntheticCamera, SyntheticConfig};
 use crate::source::{Frame, FrameSource, SourceError, decode};
 
+/// Where the measured frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BenchFrames {
+    /// The synthetic camera (drawn faces), at this size.
+    Synthetic {
+        /// Frame width.
+        width: u32,
+        /// Frame height.
+        height: u32,
+    },
+    /// Every `.jpg`/`.jpeg` file in this folder (real camera frames), in name order, cycled.
+    Folder(PathBuf),
+}
+
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     /// Frames to measure.
     pub frames: u64,
-    /// Frame size.
-    pub width: u32,
-    /// Frame size.
-    pub height: u32,
-    /// Face detector.
-    pub detector: DetectorKind,
-    /// Detect every N frames.
-    pub detect_every: u32,
+    /// The frames.
+    pub source: BenchFrames,
+    /// Face detector, resolved (not `auto`), with its schedule (`every`).
+    pub detect: DetectConfig,
     /// Also write the measured frames (JPEG) here, for the Python baseline.
     pub save_frames: Option<PathBuf>,
 }
@@ -57,6 +68,14 @@ pub enum BenchError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The frame folder cannot be read, or holds no JPEG.
+    #[error("frames folder {path}: {reason}")]
+    Frames {
+        /// The folder or file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -106,6 +125,10 @@ pub struct BenchReport {
     pub model: String,
     /// The settings.
     pub options: BenchOptions,
+    /// Distinct frames cycled through, and their size (of the first).
+    pub distinct_frames: usize,
+    /// Frame size (of the first frame).
+    pub frame_size: (u32, u32),
     /// Faces found per frame.
     pub faces_per_frame: f64,
     /// Per stage, in the order of [`STAGES`].
@@ -116,20 +139,61 @@ pub struct BenchReport {
     pub model_only: Spread,
 }
 
+/// The JPEG files of `dir`, read, in name order.
+fn read_jpegs(dir: &Path) -> Result<Vec<Vec<u8>>, BenchError> {
+    let frames_err = |path: &Path, reason: String| BenchError::Frames {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| frames_err(dir, e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+        })
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(frames_err(
+            dir,
+            "no .jpg or .jpeg files (bench/make_frames.py makes 640x480 frames from real photos)"
+                .into(),
+        ));
+    }
+    paths
+        .iter()
+        .map(|p| std::fs::read(p).map_err(|e| frames_err(p, e.to_string())))
+        .collect()
+}
+
 /// Measures `model` as [`BenchOptions`] say.
 pub fn bench(model: &Arc<LoadedModel>, options: &BenchOptions) -> Result<BenchReport, BenchError> {
     let n = options.frames.max(1);
-    let mut cam = SyntheticCamera::new(SyntheticConfig {
-        width: options.width,
-        height: options.height,
-        faces: 1,
-        frames: n.min(50),
-        ..SyntheticConfig::default()
-    });
-    let mut jpegs = Vec::new();
-    while let Some(f) = cam.next_frame()? {
-        jpegs.push(decode::encode_jpeg(&f.image, 85));
-    }
+    let jpegs = match &options.source {
+        BenchFrames::Folder(dir) => read_jpegs(dir)?,
+        BenchFrames::Synthetic { width, height } => {
+            let mut cam = SyntheticCamera::new(SyntheticConfig {
+                width: *width,
+                height: *height,
+                faces: 1,
+                frames: n.min(50),
+                ..SyntheticConfig::default()
+            });
+            let mut jpegs = Vec::new();
+            while let Some(f) = cam.next_frame()? {
+                jpegs.push(decode::encode_jpeg(&f.image, 85));
+            }
+            jpegs
+        }
+    };
+    // Decoded once up front too: a frame that does not decode stops the run before timing.
+    let first = jpegs.first().ok_or_else(|| BenchError::Frames {
+        path: PathBuf::from("synthetic camera"),
+        reason: "made no frames".into(),
+    })?;
+    let frame_size = decode::decode_jpeg(first)?.dimensions();
     if let Some(dir) = &options.save_frames {
         let write_err = |path: PathBuf| move |source| BenchError::Write { path, source };
         std::fs::create_dir_all(dir).map_err(write_err(dir.clone()))?;
@@ -138,15 +202,12 @@ pub fn bench(model: &Arc<LoadedModel>, options: &BenchOptions) -> Result<BenchRe
             std::fs::write(&path, jpeg).map_err(write_err(path.clone()))?;
         }
     }
-    let det = detect::from_config(&DetectConfig {
-        detector: options.detector,
-        every: options.detect_every,
-        ..DetectConfig::default()
-    })?;
+    let det = detect::from_config(&options.detect)?;
     let mut sinks = Sinks::new();
     sinks.push(Box::new(JsonSink::new(std::io::sink(), "null")));
     let mut pipeline =
-        Pipeline::with_model(det, Arc::clone(model), SmoothConfig::default(), sinks)?;
+        Pipeline::with_model(det, Arc::clone(model), SmoothConfig::default(), sinks)?
+            .with_align(options.detect.align);
     let mut stages: [Vec<Duration>; 7] = Default::default();
     let mut faces = 0usize;
     let start = Instant::now();
@@ -195,6 +256,8 @@ pub fn bench(model: &Arc<LoadedModel>, options: &BenchOptions) -> Result<BenchRe
     Ok(BenchReport {
         model: model.id().to_string(),
         options: options.clone(),
+        distinct_frames: jpegs.len(),
+        frame_size,
         faces_per_frame: faces as f64 / n as f64,
         stages: stages.map(Spread::of),
         fps: n as f64 / wall.as_secs_f64(),
@@ -205,15 +268,25 @@ pub fn bench(model: &Arc<LoadedModel>, options: &BenchOptions) -> Result<BenchRe
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = &self.options;
+        let source = match &o.source {
+            BenchFrames::Synthetic { .. } => "synthetic camera".to_string(),
+            BenchFrames::Folder(dir) => dir.display().to_string(),
+        };
+        let detector = match o.detect.detector {
+            detect::DetectorKind::Blazeface => {
+                format!("blazeface ({:?} range)", o.detect.blazeface.variant).to_lowercase()
+            }
+            other => format!("{other:?}").to_lowercase(),
+        };
         writeln!(
             f,
-            "model {} | {} frames {}x{} | detector {:?} every {} | {:.2} faces/frame",
+            "model {} | {} frames {}x{} ({} distinct, {source}) | detector {detector} every {} | {:.2} faces/frame",
             self.model,
             o.frames.max(1),
-            o.width,
-            o.height,
-            o.detector,
-            o.detect_every,
+            self.frame_size.0,
+            self.frame_size.1,
+            self.distinct_frames,
+            o.detect.every.max(1),
             self.faces_per_frame
         )?;
         writeln!(

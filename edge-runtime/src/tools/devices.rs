@@ -1,9 +1,12 @@
 //! What a device offers the runtime (`emotion-edge devices`): cameras, serial ports, I2C
-//! buses and whether the SeetaFace model is built in.
+//! buses, whether the SeetaFace model is built in and whether the BlazeFace models are
+//! installed.
 
 use std::fmt;
 
-use crate::detect;
+use sha2::{Digest, Sha256};
+
+use crate::detect::{self, BlazeFaceConfig, blazeface::BlazeFaceVariant};
 
 /// The devices found on this machine.
 #[derive(Debug, Clone)]
@@ -16,6 +19,8 @@ pub struct Devices {
     pub i2c_buses: Vec<String>,
     /// Whether the SeetaFace model is built into this binary.
     pub seeta_built_in: bool,
+    /// The BlazeFace models at their install location: one line each (variant, path, state).
+    pub blazeface: Vec<String>,
 }
 
 impl Default for Devices {
@@ -25,6 +30,7 @@ impl Default for Devices {
             serial_ports: Ok(Vec::new()),
             i2c_buses: Vec::new(),
             seeta_built_in: false,
+            blazeface: Vec::new(),
         }
     }
 }
@@ -52,7 +58,33 @@ pub fn find() -> Devices {
         serial_ports,
         i2c_buses,
         seeta_built_in: detect::EMBEDDED_MODEL_AVAILABLE,
+        blazeface: [BlazeFaceVariant::Short, BlazeFaceVariant::Full]
+            .into_iter()
+            .map(blazeface_state)
+            .collect(),
     }
+}
+
+/// Whether the variant's model is installed with the pinned hash.
+fn blazeface_state(variant: BlazeFaceVariant) -> String {
+    let config = BlazeFaceConfig {
+        variant,
+        ..BlazeFaceConfig::default()
+    };
+    let path = config.model_path();
+    let state = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "not installed".to_string(),
+        Err(e) => format!("unreadable: {e}"),
+        Ok(bytes) => {
+            let found = hex::encode(Sha256::digest(&bytes));
+            if found == config.expected_sha256() {
+                "installed, sha256 as pinned".to_string()
+            } else {
+                format!("sha256 {found} is not the pinned one: it will be refused")
+            }
+        }
+    };
+    format!("{variant:?} range: {} ({state})", path.display())
 }
 
 impl fmt::Display for Devices {
@@ -95,6 +127,10 @@ impl fmt::Display for Devices {
             } else {
                 "not built in (set detect.seeta.model in the config)"
             }
-        )
+        )?;
+        for line in &self.blazeface {
+            write!(f, "\nBlazeFace model, {line}")?;
+        }
+        Ok(())
     }
 }
