@@ -70,6 +70,26 @@ fn config(model: PathBuf, sha256: Option<String>, variant: BlazeFaceVariant) -> 
     }
 }
 
+/// The converted model of `variant`, written into `dir`, as a detector with the settings of
+/// `config` (its pinned hash, MediaPipe's threshold, the default minimum face).
+fn detector(dir: &Path, variant: BlazeFaceVariant) -> detect::blazeface::BlazeFaceDetector {
+    let (model, sha) = convert(dir, variant);
+    let c = config(model, Some(sha), variant);
+    detect::blazeface::BlazeFaceDetector::new(
+        std::sync::Arc::new(
+            detect::BlazeFaceModel::open(
+                c.blazeface.model.as_deref().expect("model"),
+                c.blazeface.sha256.as_deref(),
+                variant,
+            )
+            .expect("the converted model loads"),
+        ),
+        c.blazeface.score_threshold,
+        c.blazeface.nms_iou,
+        c.min_face,
+    )
+}
+
 fn skimage(name: &str) -> image::RgbImage {
     let out = run_ok(Command::new(python()).args([
         "-c",
@@ -125,21 +145,7 @@ fn blazeface_counts_faces_on_real_photos() {
         ("chelsea.png (a cat)", skimage("chelsea.png")),
     ];
     for variant in [BlazeFaceVariant::Short, BlazeFaceVariant::Full] {
-        let (model, sha) = convert(dir.path(), variant);
-        let c = config(model, Some(sha), variant);
-        let mut det = detect::blazeface::BlazeFaceDetector::new(
-            std::sync::Arc::new(
-                detect::BlazeFaceModel::open(
-                    c.blazeface.model.as_deref().expect("model"),
-                    c.blazeface.sha256.as_deref(),
-                    variant,
-                )
-                .expect("the converted model loads"),
-            ),
-            c.blazeface.score_threshold,
-            c.blazeface.nms_iou,
-            c.min_face,
-        );
+        let mut det = detector(dir.path(), variant);
 
         // Astronaut (512x512): Eileen Collins' face, upper middle of the photo.
         let found = det.detections(&astronaut);
@@ -301,21 +307,7 @@ fn blazeface_finds_the_annotated_faces_without_false_positives() {
         "obama_partial_face.jpg",
     ];
     for variant in [BlazeFaceVariant::Short, BlazeFaceVariant::Full] {
-        let (model, sha) = convert(dir.path(), variant);
-        let c = config(model, Some(sha), variant);
-        let mut det = detect::blazeface::BlazeFaceDetector::new(
-            std::sync::Arc::new(
-                detect::BlazeFaceModel::open(
-                    c.blazeface.model.as_deref().expect("model"),
-                    c.blazeface.sha256.as_deref(),
-                    variant,
-                )
-                .expect("the converted model loads"),
-            ),
-            c.blazeface.score_threshold,
-            c.blazeface.nms_iou,
-            c.min_face,
-        );
+        let mut det = detector(dir.path(), variant);
         let mut must_find: Vec<&str> = found_by_both.to_vec();
         if variant == BlazeFaceVariant::Full {
             must_find.push("messi5.jpg");
