@@ -75,19 +75,8 @@ fn config(model: PathBuf, sha256: Option<String>, variant: BlazeFaceVariant) -> 
 fn detector(dir: &Path, variant: BlazeFaceVariant) -> detect::blazeface::BlazeFaceDetector {
     let (model, sha) = convert(dir, variant);
     let c = config(model, Some(sha), variant);
-    detect::blazeface::BlazeFaceDetector::new(
-        std::sync::Arc::new(
-            detect::BlazeFaceModel::open(
-                c.blazeface.model.as_deref().expect("model"),
-                c.blazeface.sha256.as_deref(),
-                variant,
-            )
-            .expect("the converted model loads"),
-        ),
-        c.blazeface.score_threshold,
-        c.blazeface.nms_iou,
-        c.min_face,
-    )
+    detect::blazeface::BlazeFaceDetector::from_config(&c.blazeface, c.min_face)
+        .expect("the converted model loads")
 }
 
 fn skimage(name: &str) -> image::RgbImage {

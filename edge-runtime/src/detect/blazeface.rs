@@ -403,6 +403,17 @@ impl BlazeFaceDetector {
         }
     }
 
+    /// The configured detector: loads and checks `config`'s model ([`BlazeFaceConfig::open`])
+    /// and takes its thresholds; `min_face` as in [`BlazeFaceDetector::new`].
+    pub fn from_config(config: &BlazeFaceConfig, min_face: u32) -> Result<Self, BlazeFaceError> {
+        Ok(BlazeFaceDetector::new(
+            Arc::new(config.open()?),
+            config.score_threshold,
+            config.nms_iou,
+            min_face,
+        ))
+    }
+
     /// Letterboxes `frame` into the model input (NCHW, `[-1, 1]`, black borders).
     fn prepare(&mut self, frame: &RgbImage) -> Option<(Tensor, Letterbox)> {
         let (w, h) = frame.dimensions();

@@ -206,15 +206,10 @@ pub fn from_config(config: &DetectConfig) -> Result<Box<dyn FaceDetector>, Detec
                 config.seeta.score_threshold,
             ))
         }
-        DetectorKind::Blazeface => {
-            let c = &config.blazeface;
-            Box::new(BlazeFaceDetector::new(
-                std::sync::Arc::new(c.open()?),
-                c.score_threshold,
-                c.nms_iou,
-                config.min_face,
-            ))
-        }
+        DetectorKind::Blazeface => Box::new(BlazeFaceDetector::from_config(
+            &config.blazeface,
+            config.min_face,
+        )?),
     };
     Ok(Box::new(Scheduled::new(base, config.every)))
 }
