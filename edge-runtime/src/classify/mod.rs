@@ -16,6 +16,8 @@ use serde::Serialize;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
+use crate::tools::model_profile::{self, ModelProfile};
+
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
@@ -194,13 +196,27 @@ impl LoadedModel {
     }
 
     /// Runs the model on one preprocessed input tensor (`[1, C, H, W]`, NCHW) and returns
-    /// the raw output in the manifest's output kind.
+    /// the raw output in the manifest's output kind. Makes a new tract state per call; a
+    /// [`Classifier`] keeps one between calls.
     pub fn run_tensor(&self, input: &[f32]) -> Result<Vec<f32>, ClassifyError> {
+        let mut state = self.state()?;
+        self.run_in(&mut state, input)
+    }
+
+    /// A fresh tract run state for this model (its intermediate values and operator states).
+    fn state(&self) -> Result<TypedSimpleState, ClassifyError> {
+        TypedSimpleState::new(&self.plan).map_err(|e| ClassifyError::Inference(format!("{e:#}")))
+    }
+
+    fn run_in(
+        &self,
+        state: &mut TypedSimpleState,
+        input: &[f32],
+    ) -> Result<Vec<f32>, ClassifyError> {
         let shape = self.manifest.input.shape;
         let tensor = Tensor::from_shape(&shape, input)
             .map_err(|e| ClassifyError::Inference(format!("input tensor: {e:#}")))?;
-        let outputs = self
-            .plan
+        let outputs = state
             .run(tvec!(tensor.into()))
             .map_err(|e| ClassifyError::Inference(format!("{e:#}")))?;
         let first = outputs
@@ -218,6 +234,18 @@ impl LoadedModel {
             });
         }
         Ok(values)
+    }
+
+    /// Times the model node by node on a mid-grey input, `runs` times after a warm-up
+    /// (`emotion-edge bench --profile`).
+    pub fn profile(&self, runs: usize) -> Result<ModelProfile, ClassifyError> {
+        let input = Tensor::from_shape(
+            &self.manifest.input.shape,
+            &vec![0.5f32; self.manifest.input.shape.iter().product()],
+        )
+        .map_err(|e| ClassifyError::Inference(format!("input tensor: {e:#}")))?;
+        model_profile::profile(&self.plan, &input, runs)
+            .map_err(|e| ClassifyError::Inference(format!("{e:#}")))
     }
 
     /// A classifier over this model, with its own preprocessing buffers.
@@ -271,6 +299,7 @@ pub struct Classifier {
     model: Arc<LoadedModel>,
     preprocessor: Preprocessor,
     input: Vec<f32>,
+    state: TypedSimpleState,
 }
 
 impl Classifier {
@@ -278,10 +307,12 @@ impl Classifier {
     pub fn new(model: Arc<LoadedModel>) -> Result<Classifier, ClassifyError> {
         let preprocessor = Preprocessor::new(model.manifest.preprocess.clone())?;
         let input = vec![0.0; model.manifest.preprocess.output_len()];
+        let state = model.state()?;
         Ok(Classifier {
             model,
             preprocessor,
             input,
+            state,
         })
     }
 
@@ -298,15 +329,15 @@ impl Classifier {
 
     /// Runs the model on the input buffer filled by [`Classifier::preprocess`] and returns
     /// the prediction (the "infer" stage on its own).
-    pub fn infer(&self) -> Result<Prediction, ClassifyError> {
-        let raw = self.model.run_tensor(&self.input)?;
+    pub fn infer(&mut self) -> Result<Prediction, ClassifyError> {
+        let raw = self.model.run_in(&mut self.state, &self.input)?;
         Ok(self.to_prediction(&raw))
     }
 
     /// The raw model output (logits or probabilities, per the manifest) for one crop.
     pub fn raw<'a>(&mut self, crop: impl Into<FaceCrop<'a>>) -> Result<Vec<f32>, ClassifyError> {
         self.preprocess(crop)?;
-        self.model.run_tensor(&self.input)
+        self.model.run_in(&mut self.state, &self.input)
     }
 
     /// Classifies one crop.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use emotion_edge::tools::bench::{BenchFrames, BenchOptions, bench};
 
@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// (`bench/fer_pipeline.py --frames DIR`) to measure the same frames.
     #[arg(long)]
     save_frames: Option<PathBuf>,
+    /// Also time the classifier node by node (tract's plan, one warm-up then as many runs as
+    /// frames) and print the operators and the slowest nodes.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// Measures and prints the table.
@@ -60,5 +64,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         },
     )?;
     println!("{report}");
+    if args.profile {
+        let profile = model
+            .profile(args.frames.max(1) as usize)
+            .context("profiling the model")?;
+        println!("classifier, node by node: {profile}");
+    }
     Ok(())
 }
