@@ -224,6 +224,15 @@ fn mini_xception_exports_with_folded_batch_norm() {
         assert!(ops.iter().any(|o| o == op), "no {op} in {ops:?}");
     }
     assert_tract_friendly_pools(&checked.onnx, 4, 4);
+    // The stem's two 3x3 convolutions as strips, the first module's 8 -> 16 pointwise and
+    // residual projections on merged rows: tract runs the four as its direct convolution.
+    let tract = onnx::tract::TractModel::load(&checked.onnx, [1, 1, 64, 64]).expect("loads");
+    let direct = tract
+        .operators()
+        .iter()
+        .filter(|o| *o == "DirectSpatialConv")
+        .count();
+    assert_eq!(direct, 4, "tract's plan: {:?}", tract.operators());
 }
 
 /// The integer-list attribute `name` of `node` (empty when absent).
@@ -362,6 +371,75 @@ fn unfolded_batch_norm_affine_and_pooling_export() {
     let inputs = selftest::tch_inputs(&faces, &spec).expect("inputs");
     let agreement =
         compare_with_tch(&net, &onnx, &inputs, FP32_LOGIT_TOLERANCE).expect("tract agrees");
+    check_with_onnxruntime(&onnx, &inputs, &agreement.tch);
+}
+
+/// Few-channel convolutions on maps narrower than 128 columns are written on wide rows
+/// (issue #12): padded strips (symmetric, and asymmetric with a cropped last strip) and a
+/// pointwise convolution on merged rows, on a non-square map. tract must then run all three as
+/// its direct convolution, and tract and onnxruntime must give libtorch's logits.
+#[test]
+fn narrow_convolutions_export_on_wide_rows() {
+    tch::set_num_threads(1);
+    let mut g = GraphBuilder::new(Shape { c: 1, h: 40, w: 36 });
+    g.block("body");
+    let stem = g.conv("stem", 0, 4, 3, 1, 1);
+    let stem = g.bn("stem/bn", stem, 1e-5);
+    let stem = g.relu("stem/relu", stem);
+    let asym = g.add(
+        "asym",
+        Op::Conv {
+            out: 8,
+            kernel: [3, 3],
+            stride: 1,
+            pad: [0, 1, 1, 0],
+            groups: 1,
+            bias: true,
+        },
+        &[stem],
+    );
+    let asym = g.bn("asym/bn", asym, 1e-5);
+    let asym = g.relu("asym/relu", asym);
+    let pw = g.conv("pw", asym, 8, 1, 1, 0);
+    let pw = g.relu("pw/relu", pw);
+    let gap = g.add("gap", Op::GlobalAvgPool, &[pw]);
+    g.mark_features(gap);
+    g.block("head");
+    let fc = g.add("fc", Op::Linear { out: 7 }, &[gap]);
+    let graph = g.finish(fc);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), graph);
+    let spec = PreprocessSpec::compact_grey(36, 40);
+    make_batch_norm_nontrivial(&net, &spec, 3);
+    let onnx = onnx::to_onnx(&net, "test").expect("exports");
+
+    let ops = op_types(&onnx);
+    let count = |op: &str| ops.iter().filter(|o| *o == op).count();
+    // stem: 40x36 "same", padded width 38, 4 strips of 10 rows; asym: 39x35, padded width 37,
+    // 4 strips of 10 rows with one row cropped; pw: 13 rows of 35 merged into one.
+    assert_eq!(count("Conv"), 3, "{ops:?}");
+    assert_eq!(count("Pad"), 2, "{ops:?}");
+    assert_eq!(count("Slice"), 4 + 4 + 4 + 4 + 1, "{ops:?}");
+    assert_eq!(count("Concat"), 4, "{ops:?}");
+    assert_eq!(count("Reshape"), 2, "{ops:?}");
+    let tract = onnx::tract::TractModel::load(&onnx, [1, 1, 40, 36]).expect("tract loads it");
+    let direct = tract
+        .operators()
+        .iter()
+        .filter(|o| *o == "DirectSpatialConv")
+        .count();
+    assert_eq!(direct, 3, "tract's plan: {:?}", tract.operators());
+
+    let faces = selftest::synthetic(8, 11);
+    let inputs = selftest::tch_inputs(&faces, &spec).expect("inputs");
+    let agreement =
+        compare_with_tch(&net, &onnx, &inputs, FP32_LOGIT_TOLERANCE).expect("tract agrees");
+    let logit_range = agreement
+        .tch
+        .iter()
+        .flatten()
+        .fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(logit_range > 1e-3, "the logits are all ~0: nothing tested");
     check_with_onnxruntime(&onnx, &inputs, &agreement.tch);
 }
 

@@ -356,12 +356,7 @@ pub fn convert(bytes: &[u8], output_names: Option<&[&str]>) -> Result<Converted,
                     pad(2, 1),
                 ];
                 let pname = format!("{out_name}.pads");
-                b.constant_raw(
-                    &pname,
-                    &[8],
-                    pb::tensor_proto::DataType::Int64,
-                    onnx_pads.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                );
+                b.constant_i64(&pname, &onnx_pads);
                 b.node("Pad", &out_name, &[&x, &pname], &out_name, vec![]);
                 true
             }
@@ -403,12 +398,7 @@ pub fn convert(bytes: &[u8], output_names: Option<&[&str]>) -> Result<Converted,
                 let channels = in_channels(&tensor(op_inputs[0])?, &shape_of)? as i64;
                 let sname = format!("{out_name}.sizes");
                 let sizes = [1i64, channels, i64::from(oh), i64::from(ow)];
-                b.constant_raw(
-                    &sname,
-                    &[4],
-                    pb::tensor_proto::DataType::Int64,
-                    sizes.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                );
+                b.constant_i64(&sname, &sizes);
                 b.node(
                     "Resize",
                     &out_name,
@@ -438,15 +428,8 @@ pub fn convert(bytes: &[u8], output_names: Option<&[&str]>) -> Result<Converted,
                     return Err(unsupported("a reshape to 4-D is not handled".into()));
                 }
                 let sname = format!("{out_name}.shape");
-                b.constant_raw(
-                    &sname,
-                    &[out_shape.len() as i64],
-                    pb::tensor_proto::DataType::Int64,
-                    out_shape
-                        .iter()
-                        .flat_map(|&v| (v as i64).to_le_bytes())
-                        .collect(),
-                );
+                let dims: Vec<i64> = out_shape.iter().map(|&v| v as i64).collect();
+                b.constant_i64(&sname, &dims);
                 b.node("Reshape", &out_name, &[&x, &sname], &out_name, vec![]);
                 false
             }

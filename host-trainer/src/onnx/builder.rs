@@ -83,6 +83,16 @@ impl Builder {
         ("relu6.min", "relu6.max")
     }
 
+    /// A one-dimensional `int64` initializer (pads, shapes, slice bounds).
+    pub(crate) fn constant_i64(&mut self, name: &str, values: &[i64]) {
+        self.constant_raw(
+            name,
+            &[values.len() as i64],
+            pb::tensor_proto::DataType::Int64,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        );
+    }
+
     /// An integer initializer stored as little-endian `raw_data`.
     pub(crate) fn constant_raw(
         &mut self,
@@ -456,12 +466,7 @@ pub(crate) fn add_padded(
             target.h - s.h,
             target.w - s.w,
         ];
-        b.constant_raw(
-            &pads_name,
-            &[8],
-            pb::tensor_proto::DataType::Int64,
-            pads.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        );
+        b.constant_i64(&pads_name, &pads);
         let v = format!("{}.padded{k}", node.name);
         b.node(
             "Pad",

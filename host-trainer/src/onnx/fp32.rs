@@ -9,7 +9,7 @@
 //!
 //! | graph op        | ONNX                                                                |
 //! |-----------------|---------------------------------------------------------------------|
-//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias; a strided 1x1 convolution as a 1x1 `MaxPool` with that stride (subsampling) and a stride-1 `Conv` |
+//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias; a strided 1x1 convolution as a 1x1 `MaxPool` with that stride (subsampling) and a stride-1 `Conv`; on maps narrower than 128 columns, few-channel convolutions on wide rows ([`super::conv_form`]) |
 //! | `BatchNorm`     | folded into the preceding `Conv` when that convolution feeds nothing else; otherwise `Mul` + `Add` per channel |
 //! | `Affine`        | `Mul` + `Add` per channel                                            |
 //! | `Relu`, `Relu6` | `Relu`; `Clip` with `min` 0 and `max` 6 as inputs (opset 13)         |
@@ -28,9 +28,10 @@ use prost::Message as _;
 use tract_onnx::pb;
 
 use super::builder::{
-    Builder, batch_norm_folds, float_op, folded_conv, int, ints, model_proto, param, rank_of,
+    Builder, batch_norm_folds, float_op, folded_conv, int, model_proto, param, rank_of,
     subsample_for_pointwise, values,
 };
+use super::conv_form::{self, ConvSpec};
 use super::{INPUT_NAME, OUTPUT_NAME, OnnxError};
 use crate::model::graph::{Network, Op};
 
@@ -101,9 +102,6 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                 // With a folded batch norm the convolution produces the batch norm's output.
                 let (w, bvec) = folded_conv(net, i, fold_into[i])?;
                 let result = fold_into[i].unwrap_or(i);
-                let (wn, bn_name) = (format!("{name}.weight"), format!("{name}.bias"));
-                b.constant(&wn, &w.size(), values(&w, name)?);
-                b.constant(&bn_name, &[*out], values(&bvec, name)?);
                 let out_value = out_name(result);
                 let mut x = input(0)?;
                 let mut stride = *stride;
@@ -111,18 +109,23 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                     x = sub;
                     stride = 1;
                 }
-                b.node(
-                    "Conv",
-                    name,
-                    &[&x, &wn, &bn_name],
-                    &out_value,
-                    vec![
-                        ints("kernel_shape", kernel),
-                        ints("strides", &[stride, stride]),
-                        ints("pads", pad),
-                        ints("dilations", &[1, 1]),
-                        int("group", *groups),
-                    ],
+                let in_channels = node.inputs.first().map_or(0, |&j| graph.nodes[j].shape.c);
+                conv_form::write(
+                    &mut b,
+                    ConvSpec {
+                        name,
+                        input: &x,
+                        output: &out_value,
+                        in_channels,
+                        out_channels: *out,
+                        out_hw: [node.shape.h, node.shape.w],
+                        kernel: *kernel,
+                        stride,
+                        pad: *pad,
+                        groups: *groups,
+                        weight: values(&w, name)?,
+                        bias: values(&bvec, name)?,
+                    },
                 );
                 value[i] = out_value.clone();
                 if result != i {

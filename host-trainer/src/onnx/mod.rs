@@ -1,11 +1,12 @@
-//! ONNX files: the graph builder and protobuf helpers ([`builder`], crate-internal), the fp32
-//! writer ([`fp32`]) and a written model run in tract the edge's way ([`tract`]).
+//! ONNX files: the graph builder and protobuf helpers ([`builder`], crate-internal), the form
+//! a convolution is written in ([`conv_form`], crate-internal), the fp32 writer ([`fp32`]) and a written model run in tract the edge's way ([`tract`]).
 //!
 //! This sits below [`crate::quantize`] (whose int8 writer builds on [`builder`] and measures
 //! with [`tract`]) and [`crate::export`] (which checks and bundles what the writers produce),
 //! so training's layers stack one way: data -> model -> train -> quantize -> export.
 
 pub(crate) mod builder;
+pub(crate) mod conv_form;
 pub mod fp32;
 pub mod tract;
 

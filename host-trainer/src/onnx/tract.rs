@@ -57,6 +57,18 @@ impl TractModel {
         Ok(times[times.len() / 2])
     }
 
+    /// The operators of the optimised plan, node by node, as tract names them
+    /// (`DirectSpatialConv`, `OptMatMul`, `DepthWiseConv`, ...): what the exporter's forms are
+    /// checked against.
+    pub fn operators(&self) -> Vec<String> {
+        self.plan
+            .model()
+            .nodes
+            .iter()
+            .map(|n| n.op.name().to_string())
+            .collect()
+    }
+
     /// Runs one preprocessed input (`C * H * W` floats, NCHW) and returns the flat output.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, OnnxError> {
         let tensor = tract_onnx::prelude::Tensor::from_shape(&self.input, input)

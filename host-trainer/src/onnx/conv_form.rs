@@ -1,0 +1,379 @@
+//! How the fp32 writer spells a convolution: a plain `Conv`, or, on maps too narrow for
+//! tract's direct convolution, the same convolution on wide rows (issue #12).
+//!
+//! tract 0.23 runs a group-1 f32 convolution with few inputs per output point as a direct
+//! convolution (`DirectSpatialConv`, no im2col, no matrix-product packing) only when the
+//! output rows are at least 128 points wide (`MIN_DIRECT_SPATIAL_W` in tract-core); a 64x64
+//! face's rows are not, and its first convolutions then go through im2col and a matrix
+//! product whose 8-row output tiles waste most of each kernel call. Two forms make the rows
+//! wide and give the same values:
+//!
+//! - **Strips** (a convolution with a kernel of two taps or more and at most
+//!   [`STRIPS_MAX_TAPS`] inputs per output point): the zero-padded input is cut into `S`
+//!   horizontal strips of `rows + kh - 1` rows that overlap by `kh - 1`, laid side by side
+//!   (`Concat` on the width), convolved once without padding, and the `S` output blocks
+//!   (`rows` rows, each starting at a multiple of the padded input width) put back on top of
+//!   each other. Output columns that straddle two strips are computed and dropped. The input
+//!   gets `S * rows - H_out` extra zero rows at the bottom so every strip is whole; those
+//!   output rows are dropped too.
+//! - **Merged rows** (a 1x1 convolution with at most [`MERGE_MAX_CHANNELS`] inputs): a 1x1
+//!   convolution treats every pixel alike, so `m` image rows are one row of a
+//!   `[1, C, H/m, W*m]` reshape; it is written as a `1 x 2` convolution whose second tap is
+//!   zero (tract's direct path needs two taps) with one column of right padding, then reshaped
+//!   back.
+//!
+//! Measured with `emotion-edge bench --profile` on the published FER2013 mini-Xception
+//! (2-core Xeon, AVX-512, one thread): its first convolution (1 -> 8, 3x3) from 0.101 to 0.016
+//! ms, the second (8 -> 8, 3x3) from 0.189 to 0.061 ms, the 8 -> 16 pointwise convolution at
+//! 60x60 from 0.101 to 0.045 ms; the whole model from 1.33 to 1.08 ms. Where the forms did
+//! not pay, they are not used: 16 inputs x 3x3 as strips was even (0.098 against 0.104 ms
+//! before the slicing), 32 inputs lost (0.131 against 0.063 ms); a 16 -> 16 pointwise
+//! convolution on merged rows lost (0.133 against 0.096 ms), and so did splitting it into
+//! 8-channel halves. onnxruntime runs these forms slower than the plain one (0.51 against
+//! 0.36 ms on the same model), so the plain `Conv` stays the form for other runtimes: the
+//! bundle is for the edge, which runs tract.
+
+use super::builder::{Builder, int, ints};
+
+/// The narrowest output row tract 0.23 runs as a direct convolution.
+pub(crate) const DIRECT_MIN_ROW: i64 = 128;
+/// Most inputs per output point (`C * kh * kw`) written as strips: 1 and 8 channels under a
+/// 3x3 kernel gained three to six times; 16 channels gained nothing, 32 lost.
+pub(crate) const STRIPS_MAX_TAPS: i64 = 72;
+/// Most input channels of a 1x1 convolution written on merged rows.
+pub(crate) const MERGE_MAX_CHANNELS: i64 = 8;
+
+/// One convolution to write: weights `[out, in / groups, kh, kw]` and bias, already folded.
+#[derive(Debug)]
+pub(crate) struct ConvSpec<'a> {
+    /// Node name, the prefix of every value and initializer written.
+    pub name: &'a str,
+    /// Input value.
+    pub input: &'a str,
+    /// Output value.
+    pub output: &'a str,
+    /// Input channels.
+    pub in_channels: i64,
+    /// Output channels.
+    pub out_channels: i64,
+    /// Output height and width.
+    pub out_hw: [i64; 2],
+    /// Kernel height and width.
+    pub kernel: [i64; 2],
+    /// Stride (both axes).
+    pub stride: i64,
+    /// Zero padding `[top, left, bottom, right]`.
+    pub pad: [i64; 4],
+    /// Groups.
+    pub groups: i64,
+    /// Weights, row-major `[out, in / groups, kh, kw]`.
+    pub weight: Vec<f32>,
+    /// Bias, one per output channel.
+    pub bias: Vec<f32>,
+}
+
+/// The form a convolution is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// One `Conv`.
+    Plain,
+    /// `strips` side-by-side strips of `rows` output rows each.
+    Strips {
+        /// Strips.
+        strips: i64,
+        /// Output rows per strip.
+        rows: i64,
+    },
+    /// `merge` image rows per convolution row.
+    MergedRows {
+        /// Rows merged.
+        merge: i64,
+    },
+}
+
+/// The form `c` is written in (see the module documentation).
+pub(crate) fn form(c: &ConvSpec) -> Form {
+    let [out_h, out_w] = c.out_hw;
+    let [kh, kw] = c.kernel;
+    if c.groups != 1 || c.stride != 1 || out_w >= DIRECT_MIN_ROW || out_h < 2 {
+        return Form::Plain;
+    }
+    let taps = c.in_channels * kh * kw;
+    if kh * kw >= 2 {
+        if taps > STRIPS_MAX_TAPS {
+            return Form::Plain;
+        }
+        let padded_w = out_w + kw - 1;
+        let strips = ceil_div(DIRECT_MIN_ROW + kw - 1, padded_w);
+        // Strips of a row or two spend more on slicing than they save.
+        if strips < 2 || out_h < 2 * strips {
+            return Form::Plain;
+        }
+        return Form::Strips {
+            strips,
+            rows: ceil_div(out_h, strips),
+        };
+    }
+    if c.kernel == [1, 1]
+        && c.pad == [0; 4]
+        && c.in_channels <= MERGE_MAX_CHANNELS
+        && let Some(merge) = (2..=out_h).find(|m| out_h % m == 0 && out_w * m >= DIRECT_MIN_ROW)
+    {
+        return Form::MergedRows { merge };
+    }
+    Form::Plain
+}
+
+/// `a / b` rounded up, for positive sizes (`i64::div_ceil` is not stable).
+fn ceil_div(a: i64, b: i64) -> i64 {
+    (a + b - 1) / b
+}
+
+/// Writes `c` into `b` in [`form`]'s form; returns the form written.
+pub(crate) fn write(b: &mut Builder, c: ConvSpec) -> Form {
+    let f = form(&c);
+    match f {
+        Form::Plain => write_plain(b, &c),
+        Form::Strips { strips, rows } => write_strips(b, &c, strips, rows),
+        Form::MergedRows { merge } => write_merged_rows(b, &c, merge),
+    }
+    f
+}
+
+fn conv_attributes(
+    kernel: [i64; 2],
+    stride: i64,
+    pad: [i64; 4],
+    groups: i64,
+) -> Vec<tract_onnx::pb::AttributeProto> {
+    vec![
+        ints("kernel_shape", &kernel),
+        ints("strides", &[stride, stride]),
+        ints("pads", &pad),
+        ints("dilations", &[1, 1]),
+        int("group", groups),
+    ]
+}
+
+/// Weight and bias initializers; returns their names.
+fn parameters(
+    b: &mut Builder,
+    c: &ConvSpec,
+    weight: Vec<f32>,
+    kernel: [i64; 2],
+) -> (String, String) {
+    let (wn, bn) = (format!("{}.weight", c.name), format!("{}.bias", c.name));
+    b.constant(
+        &wn,
+        &[
+            c.out_channels,
+            c.in_channels / c.groups.max(1),
+            kernel[0],
+            kernel[1],
+        ],
+        weight,
+    );
+    b.constant(&bn, &[c.out_channels], c.bias.clone());
+    (wn, bn)
+}
+
+fn write_plain(b: &mut Builder, c: &ConvSpec) {
+    let (wn, bn) = parameters(b, c, c.weight.clone(), c.kernel);
+    b.node(
+        "Conv",
+        c.name,
+        &[c.input, &wn, &bn],
+        c.output,
+        conv_attributes(c.kernel, c.stride, c.pad, c.groups),
+    );
+}
+
+/// `Slice` of `x` on one axis, `[start, end)`, into `out`.
+fn slice(b: &mut Builder, out: &str, x: &str, axis: i64, start: i64, end: i64) {
+    let (s, e, a) = (
+        format!("{out}.starts"),
+        format!("{out}.ends"),
+        format!("{out}.axes"),
+    );
+    b.constant_i64(&s, &[start]);
+    b.constant_i64(&e, &[end]);
+    b.constant_i64(&a, &[axis]);
+    b.node("Slice", out, &[x, &s, &e, &a], out, vec![]);
+}
+
+fn write_strips(b: &mut Builder, c: &ConvSpec, strips: i64, rows: i64) {
+    let name = c.name;
+    let [out_h, out_w] = c.out_hw;
+    let [kh, kw] = c.kernel;
+    let [top, left, bottom, right] = c.pad;
+    let padded_w = out_w + kw - 1;
+    let extra_rows = strips * rows - out_h;
+    let mut x = c.input.to_string();
+    if c.pad != [0; 4] || extra_rows > 0 {
+        let pads = format!("{name}.strips.pads");
+        b.constant_i64(&pads, &[0, 0, top, left, 0, 0, bottom + extra_rows, right]);
+        let padded = format!("{name}.strips.padded");
+        b.node("Pad", &padded, &[&x, &pads], &padded, vec![]);
+        x = padded;
+    }
+    let inputs: Vec<String> = (0..strips)
+        .map(|i| {
+            let v = format!("{name}.strip{i}");
+            slice(b, &v, &x, 2, i * rows, i * rows + rows + kh - 1);
+            v
+        })
+        .collect();
+    let wide = format!("{name}.strips");
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    b.node("Concat", &wide, &refs, &wide, vec![int("axis", 3)]);
+    let (wn, bn) = parameters(b, c, c.weight.clone(), c.kernel);
+    let convolved = format!("{name}.strips.conv");
+    b.node(
+        "Conv",
+        name,
+        &[&wide, &wn, &bn],
+        &convolved,
+        conv_attributes(c.kernel, 1, [0; 4], 1),
+    );
+    let blocks: Vec<String> = (0..strips)
+        .map(|i| {
+            let v = format!("{name}.block{i}");
+            slice(b, &v, &convolved, 3, i * padded_w, i * padded_w + out_w);
+            v
+        })
+        .collect();
+    let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
+    if extra_rows == 0 {
+        b.node(
+            "Concat",
+            &format!("{name}.stacked"),
+            &refs,
+            c.output,
+            vec![int("axis", 2)],
+        );
+    } else {
+        let stacked = format!("{name}.stacked");
+        b.node("Concat", &stacked, &refs, &stacked, vec![int("axis", 2)]);
+        let crop = format!("{name}.crop");
+        let (s, e, a) = (
+            format!("{crop}.starts"),
+            format!("{crop}.ends"),
+            format!("{crop}.axes"),
+        );
+        b.constant_i64(&s, &[0]);
+        b.constant_i64(&e, &[out_h]);
+        b.constant_i64(&a, &[2]);
+        b.node("Slice", &crop, &[&stacked, &s, &e, &a], c.output, vec![]);
+    }
+}
+
+fn write_merged_rows(b: &mut Builder, c: &ConvSpec, merge: i64) {
+    let name = c.name;
+    let [out_h, out_w] = c.out_hw;
+    let merged_shape = format!("{name}.merged.shape");
+    b.constant_i64(
+        &merged_shape,
+        &[1, c.in_channels, out_h / merge, out_w * merge],
+    );
+    let merged = format!("{name}.merged");
+    b.node(
+        "Reshape",
+        &merged,
+        &[c.input, &merged_shape],
+        &merged,
+        vec![],
+    );
+    // [out, in, 1, 1] -> [out, in, 1, 2] with a zero second tap.
+    let weight: Vec<f32> = c.weight.iter().flat_map(|&w| [w, 0.0]).collect();
+    let (wn, bn) = parameters(b, c, weight, [1, 2]);
+    let convolved = format!("{name}.merged.conv");
+    b.node(
+        "Conv",
+        name,
+        &[&merged, &wn, &bn],
+        &convolved,
+        conv_attributes([1, 2], 1, [0, 0, 0, 1], 1),
+    );
+    let shape = format!("{name}.unmerged.shape");
+    b.constant_i64(&shape, &[1, c.out_channels, out_h, out_w]);
+    b.node(
+        "Reshape",
+        &format!("{name}.unmerged"),
+        &[&convolved, &shape],
+        c.output,
+        vec![],
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(
+        in_channels: i64,
+        out_hw: [i64; 2],
+        kernel: [i64; 2],
+        pad: [i64; 4],
+    ) -> ConvSpec<'static> {
+        ConvSpec {
+            name: "c",
+            input: "x",
+            output: "y",
+            in_channels,
+            out_channels: 8,
+            out_hw,
+            kernel,
+            stride: 1,
+            pad,
+            groups: 1,
+            weight: vec![],
+            bias: vec![],
+        }
+    }
+
+    #[test]
+    fn forms_follow_the_measured_thresholds() {
+        // mini-Xception's first two convolutions: 64 -> 62 and 62 -> 60, no padding.
+        assert_eq!(
+            form(&spec(1, [62, 62], [3, 3], [0; 4])),
+            Form::Strips {
+                strips: 3,
+                rows: 21
+            }
+        );
+        assert_eq!(
+            form(&spec(8, [60, 60], [3, 3], [0; 4])),
+            Form::Strips {
+                strips: 3,
+                rows: 20
+            }
+        );
+        // Padded "same" 3x3 at 30x30: padded width 32, five strips (four make 126 columns).
+        assert_eq!(
+            form(&spec(8, [30, 30], [3, 3], [1; 4])),
+            Form::Strips { strips: 5, rows: 6 }
+        );
+        // Too many taps, too short, already wide, strided, grouped.
+        assert_eq!(form(&spec(16, [60, 60], [3, 3], [0; 4])), Form::Plain);
+        assert_eq!(form(&spec(8, [5, 5], [3, 3], [1; 4])), Form::Plain);
+        assert_eq!(form(&spec(8, [60, 128], [3, 3], [0; 4])), Form::Plain);
+        let mut strided = spec(8, [30, 30], [3, 3], [1; 4]);
+        strided.stride = 2;
+        assert_eq!(form(&strided), Form::Plain);
+        let mut grouped = spec(8, [60, 60], [3, 3], [1; 4]);
+        grouped.groups = 8;
+        assert_eq!(form(&grouped), Form::Plain);
+        // Pointwise: 8 inputs merge (60 rows: 3 of 60 make 180 >= 128; 30: 5 of 30 make 150),
+        // 16 do not, and a height with no fitting divisor stays plain.
+        assert_eq!(
+            form(&spec(8, [60, 60], [1, 1], [0; 4])),
+            Form::MergedRows { merge: 3 }
+        );
+        assert_eq!(
+            form(&spec(8, [30, 30], [1, 1], [0; 4])),
+            Form::MergedRows { merge: 5 }
+        );
+        assert_eq!(form(&spec(16, [60, 60], [1, 1], [0; 4])), Form::Plain);
+        assert_eq!(form(&spec(8, [7, 7], [1, 1], [0; 4])), Form::Plain);
+    }
+}
