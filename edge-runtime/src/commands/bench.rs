@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use emotion_edge::detect::DetectorKind;
 use emotion_edge::tools::bench::{BenchFrames, BenchOptions, bench};
 
 use super::{DetectArgs, TrustArgs};
@@ -38,8 +39,9 @@ pub struct BenchArgs {
     /// (`bench/fer_pipeline.py --frames DIR`) to measure the same frames.
     #[arg(long)]
     save_frames: Option<PathBuf>,
-    /// Also time the classifier node by node (tract's plan, one warm-up then as many runs as
-    /// frames) and print the operators and the slowest nodes.
+    /// Also time the classifier (and the BlazeFace network, when that is the detector) node by
+    /// node: tract's plan, one warm-up then as many runs as frames; prints the operators and
+    /// the slowest nodes.
     #[arg(long)]
     profile: bool,
 }
@@ -54,21 +56,31 @@ pub fn run(args: BenchArgs) -> Result<()> {
             height: args.height,
         },
     };
+    let detect = args.detect.config(true, args.detect_every);
     let report = bench(
         &model,
         &BenchOptions {
             frames: args.frames,
             source,
-            detect: args.detect.config(true, args.detect_every),
+            detect: detect.clone(),
             save_frames: args.save_frames,
         },
     )?;
     println!("{report}");
     if args.profile {
-        let profile = model
-            .profile(args.frames.max(1) as usize)
-            .context("profiling the model")?;
+        let runs = args.frames.max(1) as usize;
+        let profile = model.profile(runs).context("profiling the model")?;
         println!("classifier, node by node: {profile}");
+        if detect.detector == DetectorKind::Blazeface {
+            let detector = detect
+                .blazeface
+                .open()
+                .context("loading the BlazeFace model")?;
+            let profile = detector
+                .profile(runs)
+                .context("profiling the BlazeFace model")?;
+            println!("BlazeFace, node by node: {profile}");
+        }
     }
     Ok(())
 }
