@@ -282,6 +282,16 @@ fn mobilenet_v2_exports_with_relu6_as_clip() {
     let ops = op_types(&checked.onnx);
     assert!(ops.iter().any(|o| o == "Clip"));
     assert!(!ops.iter().any(|o| o == "BatchNormalization"));
+    // The stride-2 3x3 stem on one channel goes on strips (four of 33 output columns), which
+    // tract runs as its direct convolution; the logits above came through them.
+    assert!(ops.iter().any(|o| o == "Concat"), "{ops:?}");
+    let tract = onnx::tract::TractModel::load(&checked.onnx, [1, 1, 64, 64]).expect("loads");
+    let direct = tract
+        .operators()
+        .iter()
+        .filter(|o| *o == "DirectSpatialConv")
+        .count();
+    assert_eq!(direct, 1, "tract's plan: {:?}", tract.operators());
 }
 
 #[test]

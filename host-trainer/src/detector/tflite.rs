@@ -19,7 +19,8 @@ use half::f16;
 use tract_onnx::pb;
 use tract_tflite::tflite;
 
-use crate::onnx::builder::{Builder, int, ints, value_info};
+use crate::onnx::builder::{Builder, int, ints, max_pool, value_info};
+use crate::onnx::conv_form::{self, ConvSpec, Form};
 use crate::onnx::{IR_VERSION, OPSET};
 
 /// Why a TFLite file could not be converted.
@@ -235,7 +236,8 @@ pub fn convert(bytes: &[u8], output_names: Option<&[&str]>) -> Result<Converted,
                 values.insert(out_index, v);
                 continue;
             }
-            tflite::BuiltinOperator::CONV_2D | tflite::BuiltinOperator::DEPTHWISE_CONV_2D => {
+            tflite::BuiltinOperator::CONV_2D
+            | tflite::BuiltinOperator::DEPTHWISE_CONV_2D => 'written: {
                 let depthwise = builtin == tflite::BuiltinOperator::DEPTHWISE_CONV_2D;
                 let (x, _) = node_input(0)?;
                 let (wshape, wdata) = float_const(1)?;
@@ -298,6 +300,41 @@ pub fn convert(bytes: &[u8], output_names: Option<&[&str]>) -> Result<Converted,
                     }
                     (out, [o as i64, i as i64, kh as i64, kw as i64], 1)
                 };
+                // A dense convolution on a narrow map goes on wide rows where tract runs that
+                // faster (onnx::conv_form): BlazeFace's first convolution.
+                if !depthwise && sh == sw && (dh, dw) == (1, 1) {
+                    let stride = i64::from(sh);
+                    let out_len = |len: usize, k: usize, before: i64, after: i64| {
+                        (len as i64 + before + after - k as i64) / stride + 1
+                    };
+                    let bias = if op_inputs.len() > 2 && op_inputs[2] >= 0 {
+                        float_const(2)?.1
+                    } else {
+                        vec![0.0; o]
+                    };
+                    let spec = ConvSpec {
+                        name: &out_name,
+                        input: &x,
+                        output: &out_name,
+                        in_channels: i as i64,
+                        out_channels: o as i64,
+                        in_hw: [ih as i64, iw as i64],
+                        out_hw: [
+                            out_len(ih, kh, pads[0], pads[2]),
+                            out_len(iw, kw, pads[1], pads[3]),
+                        ],
+                        kernel: [kh as i64, kw as i64],
+                        stride,
+                        pad: pads,
+                        groups: 1,
+                        weight: onnx_w.clone(),
+                        bias,
+                    };
+                    if conv_form::form(&spec) != Form::Plain {
+                        conv_form::write(&mut b, spec);
+                        break 'written true;
+                    }
+                }
                 let wname = format!("{out_name}.weight");
                 b.constant(&wname, &dims, onnx_w);
                 let mut conv_inputs = vec![x, wname];
@@ -370,17 +407,30 @@ pub fn convert(bytes: &[u8], output_names: Option<&[&str]>) -> Result<Converted,
                 let strides = [opt.stride_h(), opt.stride_w()];
                 let pads =
                     pads(opt.padding(), in_spatial(0)?, k, strides, [1, 1]).map_err(unsupported)?;
-                b.node(
-                    "MaxPool",
-                    &out_name,
-                    &[&x],
-                    &out_name,
-                    vec![
-                        ints("kernel_shape", &[k[0] as i64, k[1] as i64]),
-                        ints("strides", &[i64::from(strides[0]), i64::from(strides[1])]),
-                        ints("pads", &pads),
-                    ],
-                );
+                if k[0] == k[1] && strides[0] == strides[1] {
+                    // A row pass and a column pass, as the classifier's pools.
+                    max_pool(
+                        &mut b,
+                        &out_name,
+                        &x,
+                        &out_name,
+                        k[0] as i64,
+                        i64::from(strides[0]),
+                        &pads,
+                    );
+                } else {
+                    b.node(
+                        "MaxPool",
+                        &out_name,
+                        &[&x],
+                        &out_name,
+                        vec![
+                            ints("kernel_shape", &[k[0] as i64, k[1] as i64]),
+                            ints("strides", &[i64::from(strides[0]), i64::from(strides[1])]),
+                            ints("pads", &pads),
+                        ],
+                    );
+                }
                 true
             }
             tflite::BuiltinOperator::RESIZE_BILINEAR => {

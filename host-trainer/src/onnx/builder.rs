@@ -348,7 +348,8 @@ pub(crate) fn float_op(
 /// (`{name}.rows`) then columns; the same values (the maximum is separable and padding counts
 /// as -inf in both). tract 0.23 walks a 3x3 stride-2 window with a scalar strided loop; the
 /// row pass runs on contiguous rows and the column pass has a third of the taps, which made
-/// mini-Xception's four pools 35% cheaper in tract (issue #12). A 1x1 window stays one node.
+/// mini-Xception's four pools 35% cheaper in tract (issue #12), and BlazeFace's 2x2 stride-2
+/// pools half as dear (0.17 against 0.08 ms at 64x64x28). A 1x1 window stays one node.
 /// `x` may be float or `u8` (the int8 writer pools in `u8`).
 pub(crate) fn max_pool(
     b: &mut Builder,

@@ -9,13 +9,13 @@
 //! wide and give the same values:
 //!
 //! - **Strips** (a convolution with a kernel of two taps or more and at most
-//!   [`STRIPS_MAX_TAPS`] inputs per output point): the zero-padded input is cut into `S`
-//!   horizontal strips of `rows + kh - 1` rows that overlap by `kh - 1`, laid side by side
-//!   (`Concat` on the width), convolved once without padding, and the `S` output blocks
-//!   (`rows` rows, each starting at a multiple of the padded input width) put back on top of
-//!   each other. Output columns that straddle two strips are computed and dropped. The input
-//!   gets `S * rows - H_out` extra zero rows at the bottom so every strip is whole; those
-//!   output rows are dropped too.
+//!   [`STRIPS_MAX_TAPS`] inputs per output point, any stride): the zero-padded input, its
+//!   width rounded up to a multiple of the stride, is cut into `S` horizontal strips of
+//!   `(rows - 1) * stride + kh` rows, one per `rows` output rows, laid side by side (`Concat`
+//!   on the width), convolved once without padding, and the `S` output blocks (each starting
+//!   at a multiple of the strip width over the stride) put back on top of each other. Output
+//!   columns that straddle two strips are computed and dropped. The input gets zero rows at
+//!   the bottom so the last strip is whole; the output rows they make are dropped too.
 //! - **Merged rows** (a 1x1 convolution with at most [`MERGE_MAX_CHANNELS`] inputs): a 1x1
 //!   convolution treats every pixel alike, so `m` image rows are one row of a
 //!   `[1, C, H/m, W*m]` reshape; it is written as a `1 x 2` convolution whose second tap is
@@ -25,7 +25,8 @@
 //! Measured with `emotion-edge bench --profile` on the published FER2013 mini-Xception
 //! (2-core Xeon, AVX-512, one thread): its first convolution (1 -> 8, 3x3) from 0.101 to 0.016
 //! ms, the second (8 -> 8, 3x3) from 0.189 to 0.061 ms, the 8 -> 16 pointwise convolution at
-//! 60x60 from 0.101 to 0.045 ms; the whole model from 1.33 to 1.08 ms. Where the forms did
+//! 60x60 from 0.101 to 0.045 ms; the whole model from 1.33 to 1.08 ms. BlazeFace's first
+//! convolution (3 -> 24, 5x5, stride 2, 128x128) from 0.78 to 0.33 ms. Where the forms did
 //! not pay, they are not used: 16 inputs x 3x3 as strips was even (0.098 against 0.104 ms
 //! before the slicing), 32 inputs lost (0.131 against 0.063 ms); a 16 -> 16 pointwise
 //! convolution on merged rows lost (0.133 against 0.096 ms), and so did splitting it into
@@ -38,8 +39,9 @@ use super::builder::{Builder, int, ints};
 /// The narrowest output row tract 0.23 runs as a direct convolution.
 pub(crate) const DIRECT_MIN_ROW: i64 = 128;
 /// Most inputs per output point (`C * kh * kw`) written as strips: 1 and 8 channels under a
-/// 3x3 kernel gained three to six times; 16 channels gained nothing, 32 lost.
-pub(crate) const STRIPS_MAX_TAPS: i64 = 72;
+/// 3x3 kernel (9, 72) and BlazeFace's 3 channels under 5x5 at stride 2 (75) gained two to six
+/// times; 16 channels under 3x3 (144) gained nothing, 32 (288) lost.
+pub(crate) const STRIPS_MAX_TAPS: i64 = 80;
 /// Most input channels of a 1x1 convolution written on merged rows.
 pub(crate) const MERGE_MAX_CHANNELS: i64 = 8;
 
@@ -56,6 +58,8 @@ pub(crate) struct ConvSpec<'a> {
     pub in_channels: i64,
     /// Output channels.
     pub out_channels: i64,
+    /// Input height and width.
+    pub in_hw: [i64; 2],
     /// Output height and width.
     pub out_hw: [i64; 2],
     /// Kernel height and width.
@@ -95,7 +99,7 @@ pub(crate) enum Form {
 pub(crate) fn form(c: &ConvSpec) -> Form {
     let [out_h, out_w] = c.out_hw;
     let [kh, kw] = c.kernel;
-    if c.groups != 1 || c.stride != 1 || out_w >= DIRECT_MIN_ROW || out_h < 2 {
+    if c.groups != 1 || c.stride < 1 || out_w >= DIRECT_MIN_ROW || out_h < 2 {
         return Form::Plain;
     }
     let taps = c.in_channels * kh * kw;
@@ -103,8 +107,8 @@ pub(crate) fn form(c: &ConvSpec) -> Form {
         if taps > STRIPS_MAX_TAPS {
             return Form::Plain;
         }
-        let padded_w = out_w + kw - 1;
-        let strips = ceil_div(DIRECT_MIN_ROW + kw - 1, padded_w);
+        // The fewest strips whose convolved row is DIRECT_MIN_ROW wide.
+        let strips = ceil_div((DIRECT_MIN_ROW - 1) * c.stride + kw, aligned_width(c));
         // Strips of a row or two spend more on slicing than they save.
         if strips < 2 || out_h < 2 * strips {
             return Form::Plain;
@@ -114,7 +118,8 @@ pub(crate) fn form(c: &ConvSpec) -> Form {
             rows: ceil_div(out_h, strips),
         };
     }
-    if c.kernel == [1, 1]
+    if c.stride == 1
+        && c.kernel == [1, 1]
         && c.pad == [0; 4]
         && c.in_channels <= MERGE_MAX_CHANNELS
         && let Some(merge) = (2..=out_h).find(|m| out_h % m == 0 && out_w * m >= DIRECT_MIN_ROW)
@@ -122,6 +127,36 @@ pub(crate) fn form(c: &ConvSpec) -> Form {
         return Form::MergedRows { merge };
     }
     Form::Plain
+}
+
+/// Where the strips of a convolution lie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StripGeometry {
+    /// The zero-padded input width rounded up to a multiple of the stride, so every strip
+    /// starts on the stride's grid: the width of one strip side by side.
+    aligned_w: i64,
+    /// Input rows one strip reads: `(rows - 1) * stride + kh`.
+    strip_rows: i64,
+    /// Zero rows added under the padded input so the last strip is whole.
+    extra_rows: i64,
+}
+
+/// The zero-padded input width rounded up to a multiple of the stride.
+fn aligned_width(c: &ConvSpec) -> i64 {
+    let [_, left, _, right] = c.pad;
+    ceil_div(c.in_hw[1] + left + right, c.stride) * c.stride
+}
+
+fn strip_geometry(c: &ConvSpec, strips: i64, rows: i64) -> StripGeometry {
+    let [top, _, bottom, _] = c.pad;
+    let s = c.stride;
+    let padded_h = c.in_hw[0] + top + bottom;
+    // `strips * rows` output rows read up to row (strips * rows - 1) * s + kh.
+    StripGeometry {
+        aligned_w: aligned_width(c),
+        strip_rows: (rows - 1) * s + c.kernel[0],
+        extra_rows: ((strips * rows - 1) * s + c.kernel[0] - padded_h).max(0),
+    }
 }
 
 /// `a / b` rounded up, for positive sizes (`i64::div_ceil` is not stable).
@@ -188,30 +223,43 @@ fn write_plain(b: &mut Builder, c: &ConvSpec) {
     );
 }
 
-/// `Slice` of `x` on one axis, `[start, end)`, into `out`.
-fn slice(b: &mut Builder, out: &str, x: &str, axis: i64, start: i64, end: i64) {
+/// A `Slice` node `name` of `x` on one axis, `[start, end)`, into `out`.
+fn slice(b: &mut Builder, name: &str, x: &str, out: &str, axis: i64, [start, end]: [i64; 2]) {
     let (s, e, a) = (
-        format!("{out}.starts"),
-        format!("{out}.ends"),
-        format!("{out}.axes"),
+        format!("{name}.starts"),
+        format!("{name}.ends"),
+        format!("{name}.axes"),
     );
     b.constant_i64(&s, &[start]);
     b.constant_i64(&e, &[end]);
     b.constant_i64(&a, &[axis]);
-    b.node("Slice", out, &[x, &s, &e, &a], out, vec![]);
+    b.node("Slice", name, &[x, &s, &e, &a], out, vec![]);
 }
 
 fn write_strips(b: &mut Builder, c: &ConvSpec, strips: i64, rows: i64) {
     let name = c.name;
     let [out_h, out_w] = c.out_hw;
-    let [kh, kw] = c.kernel;
     let [top, left, bottom, right] = c.pad;
-    let padded_w = out_w + kw - 1;
-    let extra_rows = strips * rows - out_h;
+    let s = c.stride;
+    let [_, in_w] = c.in_hw;
+    let g = strip_geometry(c, strips, rows);
+    let extra_cols = g.aligned_w - (in_w + left + right);
     let mut x = c.input.to_string();
-    if c.pad != [0; 4] || extra_rows > 0 {
+    if c.pad != [0; 4] || g.extra_rows > 0 || extra_cols > 0 {
         let pads = format!("{name}.strips.pads");
-        b.constant_i64(&pads, &[0, 0, top, left, 0, 0, bottom + extra_rows, right]);
+        b.constant_i64(
+            &pads,
+            &[
+                0,
+                0,
+                top,
+                left,
+                0,
+                0,
+                bottom + g.extra_rows,
+                right + extra_cols,
+            ],
+        );
         let padded = format!("{name}.strips.padded");
         b.node("Pad", &padded, &[&x, &pads], &padded, vec![]);
         x = padded;
@@ -219,7 +267,8 @@ fn write_strips(b: &mut Builder, c: &ConvSpec, strips: i64, rows: i64) {
     let inputs: Vec<String> = (0..strips)
         .map(|i| {
             let v = format!("{name}.strip{i}");
-            slice(b, &v, &x, 2, i * rows, i * rows + rows + kh - 1);
+            let first = i * rows * s;
+            slice(b, &v, &x, &v, 2, [first, first + g.strip_rows]);
             v
         })
         .collect();
@@ -233,37 +282,31 @@ fn write_strips(b: &mut Builder, c: &ConvSpec, strips: i64, rows: i64) {
         name,
         &[&wide, &wn, &bn],
         &convolved,
-        conv_attributes(c.kernel, 1, [0; 4], 1),
+        conv_attributes(c.kernel, s, [0; 4], 1),
     );
+    // Strip i's outputs start at output column i * aligned_w / s.
+    let block = g.aligned_w / s;
     let blocks: Vec<String> = (0..strips)
         .map(|i| {
             let v = format!("{name}.block{i}");
-            slice(b, &v, &convolved, 3, i * padded_w, i * padded_w + out_w);
+            slice(b, &v, &convolved, &v, 3, [i * block, i * block + out_w]);
             v
         })
         .collect();
     let refs: Vec<&str> = blocks.iter().map(String::as_str).collect();
-    if extra_rows == 0 {
-        b.node(
-            "Concat",
-            &format!("{name}.stacked"),
-            &refs,
-            c.output,
-            vec![int("axis", 2)],
-        );
+    let stacked = format!("{name}.stacked");
+    if strips * rows == out_h {
+        b.node("Concat", &stacked, &refs, c.output, vec![int("axis", 2)]);
     } else {
-        let stacked = format!("{name}.stacked");
         b.node("Concat", &stacked, &refs, &stacked, vec![int("axis", 2)]);
-        let crop = format!("{name}.crop");
-        let (s, e, a) = (
-            format!("{crop}.starts"),
-            format!("{crop}.ends"),
-            format!("{crop}.axes"),
+        slice(
+            b,
+            &format!("{name}.crop"),
+            &stacked,
+            c.output,
+            2,
+            [0, out_h],
         );
-        b.constant_i64(&s, &[0]);
-        b.constant_i64(&e, &[out_h]);
-        b.constant_i64(&a, &[2]);
-        b.node("Slice", &crop, &[&stacked, &s, &e, &a], c.output, vec![]);
     }
 }
 
@@ -315,7 +358,13 @@ mod tests {
         kernel: [i64; 2],
         pad: [i64; 4],
     ) -> ConvSpec<'static> {
+        // Stride 1: the input is the output grown by the kernel, less the padding.
+        let in_hw = [
+            out_hw[0] + kernel[0] - 1 - pad[0] - pad[2],
+            out_hw[1] + kernel[1] - 1 - pad[1] - pad[3],
+        ];
         ConvSpec {
+            in_hw,
             name: "c",
             input: "x",
             output: "y",
@@ -353,13 +402,37 @@ mod tests {
             form(&spec(8, [30, 30], [3, 3], [1; 4])),
             Form::Strips { strips: 5, rows: 6 }
         );
-        // Too many taps, too short, already wide, strided, grouped.
+        // BlazeFace's first convolution: 3 channels, 5x5, stride 2, 128 -> 64, TensorFlow's
+        // "same" padding (1 before, 2 after). The padded width 131 rounds up to 132, 66 output
+        // columns per strip; two strips make a 130-column row.
+        let mut blazeface = spec(3, [64, 64], [5, 5], [1, 1, 2, 2]);
+        blazeface.stride = 2;
+        blazeface.in_hw = [128, 128];
+        assert_eq!(
+            form(&blazeface),
+            Form::Strips {
+                strips: 2,
+                rows: 32
+            }
+        );
+        let g = strip_geometry(&blazeface, 2, 32);
+        assert_eq!(
+            g,
+            StripGeometry {
+                aligned_w: 132,
+                strip_rows: 67,
+                extra_rows: 0
+            }
+        );
+        // Width asks for more strips than the rows need: 20 rows padded to 22 columns take six
+        // strips of four rows, 24 rows in all, so four zero rows go under the input.
+        let small = spec(1, [20, 20], [3, 3], [1; 4]);
+        assert_eq!(form(&small), Form::Strips { strips: 6, rows: 4 });
+        assert_eq!(strip_geometry(&small, 6, 4).extra_rows, 4);
+        // Too many taps, too short, already wide, grouped.
         assert_eq!(form(&spec(16, [60, 60], [3, 3], [0; 4])), Form::Plain);
         assert_eq!(form(&spec(8, [5, 5], [3, 3], [1; 4])), Form::Plain);
         assert_eq!(form(&spec(8, [60, 128], [3, 3], [0; 4])), Form::Plain);
-        let mut strided = spec(8, [30, 30], [3, 3], [1; 4]);
-        strided.stride = 2;
-        assert_eq!(form(&strided), Form::Plain);
         let mut grouped = spec(8, [60, 60], [3, 3], [1; 4]);
         grouped.groups = 8;
         assert_eq!(form(&grouped), Form::Plain);

@@ -105,19 +105,25 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                 let out_value = out_name(result);
                 let mut x = input(0)?;
                 let mut stride = *stride;
+                let in_shape = node
+                    .inputs
+                    .first()
+                    .map_or(node.shape, |&j| graph.nodes[j].shape);
+                let mut in_hw = [in_shape.h, in_shape.w];
                 if let Some(sub) = subsample_for_pointwise(&mut b, name, &x, kernel, stride, pad) {
                     x = sub;
                     stride = 1;
+                    in_hw = [node.shape.h, node.shape.w];
                 }
-                let in_channels = node.inputs.first().map_or(0, |&j| graph.nodes[j].shape.c);
                 conv_form::write(
                     &mut b,
                     ConvSpec {
                         name,
                         input: &x,
                         output: &out_value,
-                        in_channels,
+                        in_channels: in_shape.c,
                         out_channels: *out,
+                        in_hw,
                         out_hw: [node.shape.h, node.shape.w],
                         kernel: *kernel,
                         stride,
