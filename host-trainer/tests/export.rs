@@ -226,13 +226,16 @@ fn mini_xception_exports_with_folded_batch_norm() {
     assert_tract_friendly_pools(&checked.onnx, 4, 4);
     // The stem's two 3x3 convolutions as strips, the first module's 8 -> 16 pointwise and
     // residual projections on merged rows: tract runs the four as its direct convolution.
-    let tract = onnx::tract::TractModel::load(&checked.onnx, [1, 1, 64, 64]).expect("loads");
-    let direct = tract
-        .operators()
-        .iter()
-        .filter(|o| *o == "DirectSpatialConv")
-        .count();
-    assert_eq!(direct, 4, "tract's plan: {:?}", tract.operators());
+    assert_direct_convolutions(&checked.onnx, [1, 1, 64, 64], 4);
+}
+
+/// tract's optimised plan of `onnx` runs `count` convolutions as its direct convolution
+/// (`DirectSpatialConv`, the point of `onnx::conv_form`'s wide rows).
+fn assert_direct_convolutions(onnx: &[u8], input: [usize; 4], count: usize) {
+    let tract = onnx::tract::TractModel::load(onnx, input).expect("tract loads the export");
+    let ops = tract.operators();
+    let direct = ops.iter().filter(|o| *o == "DirectSpatialConv").count();
+    assert_eq!(direct, count, "tract's plan: {ops:?}");
 }
 
 /// The integer-list attribute `name` of `node` (empty when absent).
@@ -285,13 +288,7 @@ fn mobilenet_v2_exports_with_relu6_as_clip() {
     // The stride-2 3x3 stem on one channel goes on strips (four of 33 output columns), which
     // tract runs as its direct convolution; the logits above came through them.
     assert!(ops.iter().any(|o| o == "Concat"), "{ops:?}");
-    let tract = onnx::tract::TractModel::load(&checked.onnx, [1, 1, 64, 64]).expect("loads");
-    let direct = tract
-        .operators()
-        .iter()
-        .filter(|o| *o == "DirectSpatialConv")
-        .count();
-    assert_eq!(direct, 1, "tract's plan: {:?}", tract.operators());
+    assert_direct_convolutions(&checked.onnx, [1, 1, 64, 64], 1);
 }
 
 #[test]
@@ -432,13 +429,7 @@ fn narrow_convolutions_export_on_wide_rows() {
     assert_eq!(count("Slice"), 4 + 4 + 4 + 4 + 1, "{ops:?}");
     assert_eq!(count("Concat"), 4, "{ops:?}");
     assert_eq!(count("Reshape"), 2, "{ops:?}");
-    let tract = onnx::tract::TractModel::load(&onnx, [1, 1, 40, 36]).expect("tract loads it");
-    let direct = tract
-        .operators()
-        .iter()
-        .filter(|o| *o == "DirectSpatialConv")
-        .count();
-    assert_eq!(direct, 3, "tract's plan: {:?}", tract.operators());
+    assert_direct_convolutions(&onnx, [1, 1, 40, 36], 3);
 
     let faces = selftest::synthetic(8, 11);
     let inputs = selftest::tch_inputs(&faces, &spec).expect("inputs");
