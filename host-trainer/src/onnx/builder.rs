@@ -111,6 +111,23 @@ impl Builder {
     }
 }
 
+/// The attributes of a 2-D `Conv` or `QLinearConv`: kernel, one stride for both axes,
+/// `[top, left, bottom, right]` padding, no dilation, groups.
+pub(crate) fn conv_attributes(
+    kernel: [i64; 2],
+    stride: i64,
+    pad: [i64; 4],
+    groups: i64,
+) -> Vec<pb::AttributeProto> {
+    vec![
+        ints("kernel_shape", &kernel),
+        ints("strides", &[stride, stride]),
+        ints("pads", &pad),
+        ints("dilations", &[1, 1]),
+        int("group", groups),
+    ]
+}
+
 /// An integer-list attribute.
 pub(crate) fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {

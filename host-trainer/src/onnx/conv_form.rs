@@ -34,7 +34,7 @@
 //! 0.36 ms on the same model), so the plain `Conv` stays the form for other runtimes: the
 //! bundle is for the edge, which runs tract.
 
-use super::builder::{Builder, int, ints};
+use super::builder::{Builder, conv_attributes, int};
 
 /// The narrowest output row tract 0.23 runs as a direct convolution.
 pub(crate) const DIRECT_MIN_ROW: i64 = 128;
@@ -173,21 +173,6 @@ pub(crate) fn write(b: &mut Builder, c: ConvSpec) -> Form {
         Form::MergedRows { merge } => write_merged_rows(b, &c, merge),
     }
     f
-}
-
-fn conv_attributes(
-    kernel: [i64; 2],
-    stride: i64,
-    pad: [i64; 4],
-    groups: i64,
-) -> Vec<tract_onnx::pb::AttributeProto> {
-    vec![
-        ints("kernel_shape", &kernel),
-        ints("strides", &[stride, stride]),
-        ints("pads", &pad),
-        ints("dilations", &[1, 1]),
-        int("group", groups),
-    ]
 }
 
 /// Weight and bias initializers; returns their names.

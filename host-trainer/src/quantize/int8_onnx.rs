@@ -11,7 +11,7 @@ use super::plan::{ConvStep, FusedActivation, QuantPlan};
 use super::{QParams, QuantError, WeightScales};
 use crate::model::graph::{Graph, Network, Op};
 use crate::onnx::builder::{
-    Builder, float_op, folded_conv, int, ints, max_pool, model_proto, param, rank_of,
+    Builder, conv_attributes, float_op, folded_conv, max_pool, model_proto, param, rank_of,
     subsample_for_pointwise, values,
 };
 use crate::onnx::{INPUT_NAME, OUTPUT_NAME, OnnxError};
@@ -324,13 +324,7 @@ impl<'a> Writer<'a> {
             &name,
             &[&xq, &xs, &xz, &wn, &ws, &wz, &ys, &yz, &bn],
             &yv,
-            vec![
-                ints("kernel_shape", &kernel),
-                ints("strides", &[stride, stride]),
-                ints("pads", &pad),
-                ints("dilations", &[1, 1]),
-                int("group", groups),
-            ],
+            conv_attributes(kernel, stride, pad, groups),
         );
         self.ranks[result] = 4;
         self.quant[result] = Some((yv, yp));
