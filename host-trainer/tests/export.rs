@@ -212,7 +212,10 @@ fn mini_xception_exports_with_folded_batch_norm() {
         .iter()
         .filter(|n| matches!(n.op, Op::Conv { .. }))
         .count();
-    assert_eq!(ops.iter().filter(|o| *o == "Conv").count(), convs);
+    // Two pointwise convolutions feed a depthwise one at 15x15 and 8x8: those are written as
+    // channels-last matrix products; every other convolution is a `Conv`.
+    assert_eq!(ops.iter().filter(|o| *o == "Conv").count(), convs - 2);
+    assert_eq!(ops.iter().filter(|o| *o == "MatMul").count(), 2);
     for op in [
         "MaxPool",
         "Add",
@@ -227,6 +230,20 @@ fn mini_xception_exports_with_folded_batch_norm() {
     // The stem's two 3x3 convolutions as strips, the first module's 8 -> 16 pointwise and
     // residual projections on merged rows: tract runs the four as its direct convolution.
     assert_direct_convolutions(&checked.onnx, [1, 1, 64, 64], 4);
+    // ... and the two depthwise convolutions those products feed run channels-last.
+    assert_channels_last_depthwise(&checked.onnx, [1, 1, 64, 64], 2);
+}
+
+/// tract's optimised plan of `onnx` runs `count` depthwise convolutions channels-last (the
+/// point of `onnx::conv_form`'s channels-last form).
+fn assert_channels_last_depthwise(onnx: &[u8], input: [usize; 4], count: usize) {
+    let tract = onnx::tract::TractModel::load(onnx, input).expect("tract loads the export");
+    assert_eq!(
+        tract.channels_last_depthwise(),
+        count,
+        "tract's plan: {:?}",
+        tract.operators()
+    );
 }
 
 /// tract's optimised plan of `onnx` runs `count` convolutions as its direct convolution

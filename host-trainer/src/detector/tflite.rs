@@ -329,6 +329,8 @@ pub fn convert(bytes: &[u8], output_names: Option<&[&str]>) -> Result<Converted,
                         groups: 1,
                         weight: onnx_w.clone(),
                         bias,
+                        // BlazeFace's pointwise convolutions feed residual adds.
+                        feeds_depthwise: None,
                     };
                     if conv_form::form(&spec) != Form::Plain {
                         conv_form::write(&mut b, spec);

@@ -9,7 +9,7 @@
 //!
 //! | graph op        | ONNX                                                                |
 //! |-----------------|---------------------------------------------------------------------|
-//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias; a strided 1x1 convolution as a 1x1 `MaxPool` with that stride (subsampling) and a stride-1 `Conv`; on maps narrower than 128 columns, few-channel convolutions on wide rows ([`super::conv_form`]) |
+//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias; a strided 1x1 convolution as a 1x1 `MaxPool` with that stride (subsampling) and a stride-1 `Conv`; on maps narrower than 128 columns, few-channel convolutions on wide rows, and a 1x1 convolution feeding a depthwise one on a map of at most 16x16 as a channels-last `MatMul` between `Transpose`s ([`super::conv_form`]) |
 //! | `BatchNorm`     | folded into the preceding `Conv` when that convolution feeds nothing else; otherwise `Mul` + `Add` per channel |
 //! | `Affine`        | `Mul` + `Add` per channel                                            |
 //! | `Relu`, `Relu6` | `Relu`; `Clip` with `min` 0 and `max` 6 as inputs (opset 13)         |
@@ -28,12 +28,12 @@ use prost::Message as _;
 use tract_onnx::pb;
 
 use super::builder::{
-    Builder, batch_norm_folds, float_op, folded_conv, int, model_proto, param, rank_of,
+    Builder, batch_norm_folds, consumers, float_op, folded_conv, int, model_proto, param, rank_of,
     subsample_for_pointwise, values,
 };
 use super::conv_form::{self, ConvSpec};
 use super::{INPUT_NAME, OUTPUT_NAME, OnnxError};
-use crate::model::graph::{Network, Op};
+use crate::model::graph::{Graph, Network, Op};
 
 /// Writes `net` (evaluation mode: batch norm with running statistics, no dropout) as ONNX
 /// bytes. `producer_version` goes into the model's `producer_version` field.
@@ -50,6 +50,7 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
         reason: reason.to_string(),
     };
     let fold_into = batch_norm_folds(graph);
+    let readers = consumers(graph);
     let folded: Vec<bool> = {
         let mut f = vec![false; n];
         for bn in fold_into.iter().flatten() {
@@ -131,6 +132,7 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
                         groups: *groups,
                         weight: values(&w, name)?,
                         bias: values(&bvec, name)?,
+                        feeds_depthwise: depthwise_fed(graph, &readers, result),
                     },
                 );
                 value[i] = out_value.clone();
@@ -200,4 +202,27 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
         b.node("Identity", "output.identity", &[&src], OUTPUT_NAME, vec![]);
     }
     Ok(model_proto(graph, b, classes, producer_version))
+}
+
+/// The output height and width of the depthwise convolution that alone reads node `i`'s output,
+/// directly or through a ReLU or ReLU6 that nothing else reads (what [`conv_form`] needs to
+/// write a pointwise convolution channels-last).
+fn depthwise_fed(graph: &Graph, readers: &[Vec<usize>], i: usize) -> Option<[i64; 2]> {
+    let only_reader = |j: usize| match readers[j].as_slice() {
+        [k] if j != graph.output && j != graph.features => Some(*k),
+        _ => None,
+    };
+    let mut k = only_reader(i)?;
+    if matches!(graph.nodes[k].op, Op::Relu | Op::Relu6) {
+        k = only_reader(k)?;
+    }
+    let node = &graph.nodes[k];
+    match node.op {
+        Op::Conv { out, groups, .. }
+            if groups > 1 && groups == out && groups == graph.in_channels(k) =>
+        {
+            Some([node.shape.h, node.shape.w])
+        }
+        _ => None,
+    }
 }

@@ -69,6 +69,23 @@ impl TractModel {
             .collect()
     }
 
+    /// How many depthwise convolutions tract's optimised plan runs channels-last (on
+    /// `[.., H, W, C]`): what `conv_form`'s channels-last form is checked against.
+    pub fn channels_last_depthwise(&self) -> usize {
+        self.plan
+            .model()
+            .nodes
+            .iter()
+            .filter(|n| n.op.name() == "DepthWiseConv")
+            .filter(|n| {
+                // tract keeps the layout in the op's private shapes; its `Debug` spells them
+                // `input_shape: NHWC 1,15,15,64 (strides: ..)`.
+                let op = format!("{:?}", n.op);
+                op.contains("input_shape: NHWC") || op.contains("input_shape: HWC")
+            })
+            .count()
+    }
+
     /// Runs one preprocessed input (`C * H * W` floats, NCHW) and returns the flat output.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, OnnxError> {
         let tensor = tract_onnx::prelude::Tensor::from_shape(&self.input, input)
