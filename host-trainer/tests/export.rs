@@ -21,7 +21,7 @@ use emotion_shared::render::ClassProportions;
 use emotion_trainer::data::synth::{self, FER2013_SPLIT};
 use emotion_trainer::export::check::{FP32_LOGIT_TOLERANCE, compare_with_tch};
 use emotion_trainer::export::selftest::{self, SampleFace};
-use emotion_trainer::export::{CheckedExport, export_checked};
+use emotion_trainer::export::{CheckedExport, export_checked, write_plain_onnx};
 use emotion_trainer::model::Arch;
 use emotion_trainer::model::checkpoint::{LoadedModel, ModelMeta};
 use emotion_trainer::model::graph::{GraphBuilder, Network, Op, Shape};
@@ -232,6 +232,61 @@ fn mini_xception_exports_with_folded_batch_norm() {
     assert_direct_convolutions(&checked.onnx, [1, 1, 64, 64], 4);
     // ... and the two depthwise convolutions those products feed run channels-last.
     assert_channels_last_depthwise(&checked.onnx, [1, 1, 64, 64], 2);
+}
+
+#[test]
+fn plain_form_writes_one_node_per_layer_for_other_runtimes() {
+    tch::set_num_threads(1);
+    let arch = Arch::MiniXception;
+    let input = Shape { c: 1, h: 64, w: 64 };
+    let spec = PreprocessSpec::compact_grey(64, 64);
+    let m = model(arch, input, HeadSpec::linear(), spec.clone());
+    make_batch_norm_nontrivial(&m.net, &spec, 3);
+    let faces: Vec<SampleFace> = selftest::synthetic(8, 5);
+    let path = std::env::temp_dir().join(format!("plain-{}.onnx", std::process::id()));
+    let bytes = write_plain_onnx(&m.net, &spec, &faces, FP32_LOGIT_TOLERANCE, "test", &path)
+        .expect("writes the plain form");
+    let onnx = std::fs::read(&path).expect("reads it back");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(onnx.len(), bytes);
+    // The same values as libtorch in onnxruntime too (tract was checked by the writer).
+    let inputs = selftest::tch_inputs(&faces, &spec).expect("inputs");
+    let tch = compare_with_tch(&m.net, &onnx, &inputs, FP32_LOGIT_TOLERANCE).expect("tract agrees");
+    check_with_onnxruntime(&onnx, &inputs, &tch.tch);
+    // One Conv per convolution (strided ones keep their stride), one 3x3 MaxPool per pool, and
+    // none of the tract form's nodes.
+    let ops = op_types(&onnx);
+    let convs = m
+        .net
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv { .. }))
+        .count();
+    assert_eq!(ops.iter().filter(|o| *o == "Conv").count(), convs);
+    for tract_only in ["Transpose", "MatMul", "Slice", "Concat", "Reshape", "Pad"] {
+        assert!(
+            !ops.iter().any(|o| o == tract_only),
+            "{tract_only} in {ops:?}"
+        );
+    }
+    let g = pb::ModelProto::decode(&onnx[..])
+        .expect("decodes")
+        .graph
+        .expect("graph");
+    let pools: Vec<Vec<i64>> = g
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MaxPool")
+        .map(|n| ints_attr(n, "kernel_shape"))
+        .collect();
+    assert_eq!(pools, vec![vec![3, 3]; 4]);
+    let strided = g
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Conv" && ints_attr(n, "strides") == [2, 2])
+        .count();
+    assert_eq!(strided, 4, "the four residual projections keep stride 2");
 }
 
 /// tract's optimised plan of `onnx` runs `count` depthwise convolutions channels-last (the

@@ -90,6 +90,10 @@ pub struct ExportArgs {
     /// Write the int8 bundle even when it exceeds --int8-margin.
     #[arg(long)]
     pub force: bool,
+    /// Also write the fp32 model as plain ONNX (one node per layer) to this file, for
+    /// onnxruntime and other runtimes; the bundle carries the form tract runs fastest.
+    #[arg(long)]
+    pub plain_onnx: Option<PathBuf>,
 }
 
 /// `--calibration` choices.
@@ -169,6 +173,20 @@ pub fn run(args: ExportArgs) -> Result<()> {
         checked.agreement.max_abs_diff,
         FP32_LOGIT_TOLERANCE
     );
+    if let Some(path) = &args.plain_onnx {
+        let bytes = exporter::write_plain_onnx(
+            &model.net,
+            &model.meta.preprocess,
+            &samples,
+            FP32_LOGIT_TOLERANCE,
+            env!("CARGO_PKG_VERSION"),
+            path,
+        )?;
+        println!(
+            "plain ONNX (other runtimes): {} ({bytes} bytes)",
+            path.display()
+        );
+    }
 
     let (onnx, quantization, self_test, int8_predicted) = match &data {
         Some(d) if args.int8 => {

@@ -29,6 +29,10 @@ pub struct StarterArgs {
     /// Write only the fp32 bundle.
     #[arg(long)]
     pub no_int8: bool,
+    /// Also write the model as plain ONNX (one node per layer) to this file, for onnxruntime
+    /// and other runtimes; the bundles carry the form tract runs fastest.
+    #[arg(long)]
+    pub plain_onnx: Option<PathBuf>,
 }
 
 /// Runs `emotion-train starter`.
@@ -41,6 +45,7 @@ pub fn run(args: StarterArgs) -> Result<()> {
         key,
         version: args.version,
         int8: !args.no_int8,
+        plain_onnx: args.plain_onnx.clone(),
     })
     .with_context(|| {
         format!(
@@ -58,6 +63,9 @@ pub fn run(args: StarterArgs) -> Result<()> {
         report.checkpoint.display()
     );
     println!("fp32 bundle: {}", report.fp32.display());
+    if let Some(path) = &args.plain_onnx {
+        println!("plain ONNX (other runtimes): {}", path.display());
+    }
     if let Some((dir, same)) = &report.int8 {
         println!(
             "int8 bundle: {} (same class as fp32 on {:.1}% of the crops and their mirror images)",

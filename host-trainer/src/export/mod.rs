@@ -18,7 +18,7 @@ pub mod selftest;
 pub mod starter;
 pub mod wrap;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use emotion_shared::manifest::SelfTestCase;
 use emotion_shared::preprocess::PreprocessSpec;
@@ -60,6 +60,14 @@ pub enum ExportError {
     /// The sample faces do not make a usable self-test.
     #[error("self-test: {0}")]
     SelfTest(String),
+    /// Writing an output file failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Tolerance of the fp32 self-test cases in the manifest (logits): the edge's preprocessing
@@ -115,6 +123,35 @@ pub struct CheckedExport {
     pub agreement: Agreement,
     /// Self-test cases for the manifest, already replayed the edge's way.
     pub self_test: Vec<SelfTestCase>,
+}
+
+/// Writes `net` as ONNX in [`onnx::OnnxForm::Plain`] (one node per layer, for onnxruntime and
+/// other runtimes; bundles carry the tract form) to `path`, after checking it against libtorch
+/// through tract on every face of `samples` within `logit_tolerance`. Returns the bytes
+/// written.
+pub fn write_plain_onnx(
+    net: &Network,
+    spec: &PreprocessSpec,
+    samples: &[SampleFace],
+    logit_tolerance: f32,
+    producer_version: &str,
+    path: &Path,
+) -> Result<usize, ExportError> {
+    let onnx = onnx::to_onnx_as(net, producer_version, onnx::OnnxForm::Plain)?;
+    let inputs = selftest::tch_inputs(samples, spec)?;
+    let agreement = check::compare_with_tch(net, &onnx, &inputs, logit_tolerance)?;
+    std::fs::write(path, &onnx).map_err(|source| ExportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    tracing::info!(
+        "wrote the plain-form ONNX (for runtimes other than tract) to {}: {} bytes, within {:.1e} of libtorch on {} faces",
+        path.display(),
+        onnx.len(),
+        agreement.max_abs_diff,
+        samples.len()
+    );
+    Ok(onnx.len())
 }
 
 /// Writes `net` as ONNX and checks it: tract against libtorch on every face of `samples`

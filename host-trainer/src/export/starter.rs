@@ -61,6 +61,9 @@ pub struct StarterOptions {
     pub version: String,
     /// Also write the int8 bundle.
     pub int8: bool,
+    /// Also write the model's ONNX in the plain form for other runtimes (onnxruntime, ...)
+    /// to this file ([`super::write_plain_onnx`]).
+    pub plain_onnx: Option<PathBuf>,
 }
 
 /// What [`build_starter`] wrote and measured.
@@ -290,6 +293,16 @@ pub fn build_starter(opts: &StarterOptions) -> Result<StarterReport, StarterErro
         },
     )?;
     bundle::write_checked(&fp32_dir, &manifest, &fp32.onnx, opts.key.as_ref(), false)?;
+    if let Some(path) = &opts.plain_onnx {
+        super::write_plain_onnx(
+            &model.net,
+            &spec,
+            &faces,
+            FP32_LOGIT_TOLERANCE,
+            producer,
+            path,
+        )?;
+    }
 
     let int8 = if opts.int8 {
         // No data set: the crops (and their mirror images) stand in for every split, labelled

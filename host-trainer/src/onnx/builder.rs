@@ -7,7 +7,7 @@
 use tch::{Device, Kind, Tensor};
 use tract_onnx::pb;
 
-use super::{INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, OnnxError};
+use super::{INPUT_NAME, IR_VERSION, OPSET, OUTPUT_NAME, OnnxError, OnnxForm};
 use crate::model::graph::{Graph, Network, Node, Op};
 
 /// Rank of a graph value in the ONNX model: 4 (`[1, C, H, W]`) or 2 (`[1, C]`).
@@ -39,9 +39,19 @@ pub(crate) struct Builder {
     pub(crate) nodes: Vec<pb::NodeProto>,
     pub(crate) initializers: Vec<pb::TensorProto>,
     relu6_bounds: bool,
+    /// How layers are spelled.
+    pub(crate) form: OnnxForm,
 }
 
 impl Builder {
+    /// An empty graph whose layers are written in `form`.
+    pub(crate) fn new(form: OnnxForm) -> Builder {
+        Builder {
+            form,
+            ..Builder::default()
+        }
+    }
+
     /// Appends a node `op` named `name` reading `inputs` and writing `output`.
     pub(crate) fn node(
         &mut self,
@@ -367,7 +377,8 @@ pub(crate) fn float_op(
 /// row pass runs on contiguous rows and the column pass has a third of the taps, which made
 /// mini-Xception's four pools 35% cheaper in tract (issue #12), and BlazeFace's 2x2 stride-2
 /// pools half as dear (0.17 against 0.08 ms at 64x64x28). A 1x1 window stays one node.
-/// `x` may be float or `u8` (the int8 writer pools in `u8`).
+/// `x` may be float or `u8` (the int8 writer pools in `u8`). In [`OnnxForm::Plain`], one
+/// `MaxPool`.
 pub(crate) fn max_pool(
     b: &mut Builder,
     name: &str,
@@ -377,14 +388,14 @@ pub(crate) fn max_pool(
     stride: i64,
     pad: &[i64; 4],
 ) {
-    if kernel == 1 {
+    if kernel == 1 || b.form == OnnxForm::Plain {
         b.node(
             "MaxPool",
             name,
             &[x],
             out,
             vec![
-                ints("kernel_shape", &[1, 1]),
+                ints("kernel_shape", &[kernel, kernel]),
                 ints("strides", &[stride, stride]),
                 ints("pads", pad),
             ],
@@ -422,7 +433,8 @@ pub(crate) fn max_pool(
 /// stride 1; `None` for any other convolution. The same values: a 1x1 convolution reads only
 /// the pixels the stride keeps. tract 0.23 lowers a strided 1x1 convolution to two
 /// `Downsample` copies through generic ndarray slicing (9% of mini-Xception's time in tract);
-/// the pool is a tight loop (issue #12). `x` may be float or `u8`.
+/// the pool is a tight loop (issue #12). `x` may be float or `u8`. Never in
+/// [`OnnxForm::Plain`].
 pub(crate) fn subsample_for_pointwise(
     b: &mut Builder,
     name: &str,
@@ -431,7 +443,7 @@ pub(crate) fn subsample_for_pointwise(
     stride: i64,
     pad: &[i64; 4],
 ) -> Option<String> {
-    if *kernel != [1, 1] || stride <= 1 || *pad != [0; 4] {
+    if *kernel != [1, 1] || stride <= 1 || *pad != [0; 4] || b.form == OnnxForm::Plain {
         return None;
     }
     let v = format!("{name}.subsample");

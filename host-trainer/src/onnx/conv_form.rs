@@ -51,6 +51,7 @@
 //! 0.36 ms on the same model), so the plain `Conv` stays the form for other runtimes: the
 //! bundle is for the edge, which runs tract.
 
+use super::OnnxForm;
 use super::builder::{Builder, conv_attributes, int, ints};
 
 /// The narrowest output row tract 0.23 runs as a direct convolution.
@@ -195,9 +196,13 @@ fn ceil_div(a: i64, b: i64) -> i64 {
     (a + b - 1) / b
 }
 
-/// Writes `c` into `b` in [`form`]'s form; returns the form written.
+/// Writes `c` into `b` in [`form`]'s form ([`Form::Plain`] when `b` writes
+/// [`OnnxForm::Plain`]); returns the form written.
 pub(crate) fn write(b: &mut Builder, c: ConvSpec) -> Form {
-    let f = form(&c);
+    let f = match b.form {
+        OnnxForm::Tract => form(&c),
+        OnnxForm::Plain => Form::Plain,
+    };
     match f {
         Form::Plain => write_plain(b, &c),
         Form::Strips { strips, rows } => write_strips(b, &c, strips, rows),

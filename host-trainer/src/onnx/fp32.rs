@@ -32,17 +32,31 @@ use super::builder::{
     subsample_for_pointwise, values,
 };
 use super::conv_form::{self, ConvSpec};
-use super::{INPUT_NAME, OUTPUT_NAME, OnnxError};
+use super::{INPUT_NAME, OUTPUT_NAME, OnnxError, OnnxForm};
 use crate::model::graph::{Graph, Network, Op};
 
 /// Writes `net` (evaluation mode: batch norm with running statistics, no dropout) as ONNX
-/// bytes. `producer_version` goes into the model's `producer_version` field.
+/// bytes in the form tract runs fastest ([`OnnxForm::Tract`], what bundles carry).
+/// `producer_version` goes into the model's `producer_version` field.
 pub fn to_onnx(net: &Network, producer_version: &str) -> Result<Vec<u8>, OnnxError> {
-    let model = tch::no_grad(|| build_model(net, producer_version))?;
+    to_onnx_as(net, producer_version, OnnxForm::Tract)
+}
+
+/// [`to_onnx`] in `form`: [`OnnxForm::Plain`] for runtimes other than tract.
+pub fn to_onnx_as(
+    net: &Network,
+    producer_version: &str,
+    form: OnnxForm,
+) -> Result<Vec<u8>, OnnxError> {
+    let model = tch::no_grad(|| build_model(net, producer_version, form))?;
     Ok(model.encode_to_vec())
 }
 
-fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, OnnxError> {
+fn build_model(
+    net: &Network,
+    producer_version: &str,
+    form: OnnxForm,
+) -> Result<pb::ModelProto, OnnxError> {
     let graph = &net.graph;
     let n = graph.nodes.len();
     let unsupported = |i: usize, reason: &str| OnnxError::Unsupported {
@@ -69,7 +83,7 @@ fn build_model(net: &Network, producer_version: &str) -> Result<pb::ModelProto, 
             graph.nodes[i].name.clone()
         }
     };
-    let mut b = Builder::default();
+    let mut b = Builder::new(form);
 
     for i in 0..=graph.output {
         let node = &graph.nodes[i];

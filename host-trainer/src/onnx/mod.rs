@@ -10,7 +10,21 @@ pub(crate) mod conv_form;
 pub mod fp32;
 pub mod tract;
 
-pub use fp32::to_onnx;
+pub use fp32::{to_onnx, to_onnx_as};
+
+/// Which runtime a written ONNX model is spelled for. Both forms compute the same values; they
+/// differ in how layers are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnnxForm {
+    /// The forms tract 0.23 runs fastest (issue #12; [`conv_form`], [`builder::max_pool`],
+    /// [`builder::subsample_for_pointwise`]): what bundles carry, since the edge runs tract.
+    #[default]
+    Tract,
+    /// One ONNX node per layer: each convolution one `Conv` with its own stride, each max
+    /// pool one `MaxPool`. For onnxruntime and other runtimes, which run it faster than the
+    /// tract form (`bench/run` measures both).
+    Plain,
+}
 
 /// Name of the model input in the ONNX graph.
 pub const INPUT_NAME: &str = "input";
