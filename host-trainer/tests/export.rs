@@ -110,6 +110,23 @@ fn model(arch: Arch, input: Shape, head: HeadSpec, spec: PreprocessSpec) -> Load
     .expect("builds")
 }
 
+/// The published FER2013 mini-Xception's layout (64x64 grey) with non-trivial batch norms.
+fn fer_mini_xception_with_batch_norm(seed: i64) -> (LoadedModel, PreprocessSpec) {
+    let input = Shape { c: 1, h: 64, w: 64 };
+    let spec = PreprocessSpec::compact_grey(64, 64);
+    let m = model(Arch::MiniXception, input, HeadSpec::linear(), spec.clone());
+    make_batch_norm_nontrivial(&m.net, &spec, seed);
+    (m, spec)
+}
+
+fn conv_count(net: &Network) -> usize {
+    net.graph
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv { .. }))
+        .count()
+}
+
 /// Gives every batch norm random affine parameters, real running statistics (training-mode
 /// passes over drawn faces) and takes two optimizer steps, so that folding is exercised with
 /// statistics far from the identity.
@@ -197,21 +214,11 @@ fn export_and_check_everywhere(net: &Network, spec: &PreprocessSpec) -> CheckedE
 #[test]
 fn mini_xception_exports_with_folded_batch_norm() {
     tch::set_num_threads(1);
-    let arch = Arch::MiniXception;
-    let input = Shape { c: 1, h: 64, w: 64 };
-    let spec = PreprocessSpec::compact_grey(64, 64);
-    let m = model(arch, input, HeadSpec::linear(), spec.clone());
-    make_batch_norm_nontrivial(&m.net, &spec, 1);
+    let (m, spec) = fer_mini_xception_with_batch_norm(1);
     let checked = export_and_check_everywhere(&m.net, &spec);
     let ops = op_types(&checked.onnx);
     assert!(!ops.iter().any(|o| o == "BatchNormalization" || o == "Mul"));
-    let convs = m
-        .net
-        .graph
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, Op::Conv { .. }))
-        .count();
+    let convs = conv_count(&m.net);
     // Two pointwise convolutions feed a depthwise one at 15x15 and 8x8: those are written as
     // channels-last matrix products; every other convolution is a `Conv`.
     assert_eq!(ops.iter().filter(|o| *o == "Conv").count(), convs - 2);
@@ -237,11 +244,7 @@ fn mini_xception_exports_with_folded_batch_norm() {
 #[test]
 fn plain_form_writes_one_node_per_layer_for_other_runtimes() {
     tch::set_num_threads(1);
-    let arch = Arch::MiniXception;
-    let input = Shape { c: 1, h: 64, w: 64 };
-    let spec = PreprocessSpec::compact_grey(64, 64);
-    let m = model(arch, input, HeadSpec::linear(), spec.clone());
-    make_batch_norm_nontrivial(&m.net, &spec, 3);
+    let (m, spec) = fer_mini_xception_with_batch_norm(3);
     let faces: Vec<SampleFace> = selftest::synthetic(8, 5);
     let path = std::env::temp_dir().join(format!("plain-{}.onnx", std::process::id()));
     let bytes = write_plain_onnx(&m.net, &spec, &faces, FP32_LOGIT_TOLERANCE, "test", &path)
@@ -256,13 +259,7 @@ fn plain_form_writes_one_node_per_layer_for_other_runtimes() {
     // One Conv per convolution (strided ones keep their stride), one 3x3 MaxPool per pool, and
     // none of the tract form's nodes.
     let ops = op_types(&onnx);
-    let convs = m
-        .net
-        .graph
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, Op::Conv { .. }))
-        .count();
+    let convs = conv_count(&m.net);
     assert_eq!(ops.iter().filter(|o| *o == "Conv").count(), convs);
     for tract_only in ["Transpose", "MatMul", "Slice", "Concat", "Reshape", "Pad"] {
         assert!(
