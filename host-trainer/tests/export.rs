@@ -219,10 +219,10 @@ fn mini_xception_exports_with_folded_batch_norm() {
     let ops = op_types(&checked.onnx);
     assert!(!ops.iter().any(|o| o == "BatchNormalization" || o == "Mul"));
     let convs = conv_count(&m.net);
-    // Two pointwise convolutions feed a depthwise one at 15x15 and 8x8: those are written as
-    // channels-last matrix products; every other convolution is a `Conv`.
-    assert_eq!(ops.iter().filter(|o| *o == "Conv").count(), convs - 2);
-    assert_eq!(ops.iter().filter(|o| *o == "MatMul").count(), 2);
+    // Two pointwise convolutions feed a depthwise one at 15x15 and 8x8, four feed a max pool:
+    // those are written as channels-last matrix products; every other convolution is a `Conv`.
+    assert_eq!(ops.iter().filter(|o| *o == "Conv").count(), convs - 6);
+    assert_eq!(ops.iter().filter(|o| *o == "MatMul").count(), 6);
     for op in [
         "MaxPool",
         "Add",
@@ -233,7 +233,7 @@ fn mini_xception_exports_with_folded_batch_norm() {
     ] {
         assert!(ops.iter().any(|o| o == op), "no {op} in {ops:?}");
     }
-    assert_tract_friendly_pools(&checked.onnx, 4, 4);
+    assert_tract_friendly_pools(&checked.onnx, [0, 4], 4);
     // The stem's two 3x3 convolutions as strips, the first module's 8 -> 16 pointwise and
     // residual projections on merged rows: tract runs the four as its direct convolution.
     assert_direct_convolutions(&checked.onnx, [1, 1, 64, 64], 4);
@@ -319,7 +319,10 @@ fn ints_attr(node: &pb::NodeProto, name: &str) -> Vec<i64> {
 /// The form tract runs faster (issue #12): every square max pool written as a `k x 1` and a
 /// `1 x k` pool (`square` of them), every strided 1x1 convolution as a 1x1 subsampling
 /// `MaxPool` and a stride-1 convolution (`strided_pointwise` of them).
-fn assert_tract_friendly_pools(onnx: &[u8], square: usize, strided_pointwise: usize) {
+/// The export's max pools: `square` = `[channels-first, channels-last]` square pools, each as
+/// two one-dimensional passes (a row and a column pass channels-first, two row passes on
+/// reshaped views channels-last), and `strided_pointwise` 1x1 subsampling pools.
+fn assert_tract_friendly_pools(onnx: &[u8], square: [usize; 2], strided_pointwise: usize) {
     let g = pb::ModelProto::decode(onnx)
         .expect("decodes")
         .graph
@@ -329,12 +332,24 @@ fn assert_tract_friendly_pools(onnx: &[u8], square: usize, strided_pointwise: us
     let rows = kernels.iter().filter(|k| k[0] > 1 && k[1] == 1).count();
     let columns = kernels.iter().filter(|k| k[0] == 1 && k[1] > 1).count();
     let subsample = kernels.iter().filter(|k| **k == [1, 1]).count();
+    let [first, last] = square;
     assert_eq!(
         (rows, columns, subsample),
-        (square, square, strided_pointwise),
+        (first + 2 * last, first, strided_pointwise),
         "{kernels:?}"
     );
-    assert_eq!(pools.len(), 2 * square + strided_pointwise);
+    assert_eq!(pools.len(), 2 * (first + last) + strided_pointwise);
+    let channels_last_passes = pools
+        .iter()
+        .filter(|n| {
+            g.node.iter().any(|r| {
+                r.op_type == "Reshape"
+                    && r.output == n.input
+                    && (r.name.ends_with(".image_rows") || r.name.ends_with(".pixels"))
+            })
+        })
+        .count();
+    assert_eq!(channels_last_passes, 2 * last, "passes on reshaped views");
     for conv in g.node.iter().filter(|n| n.op_type == "Conv") {
         if ints_attr(conv, "kernel_shape") == [1, 1] {
             assert_eq!(ints_attr(conv, "strides"), [1, 1], "{}", conv.name);

@@ -331,6 +331,7 @@ pub fn convert(bytes: &[u8], output_names: Option<&[&str]>) -> Result<Converted,
                         bias,
                         // BlazeFace's pointwise convolutions feed residual adds.
                         feeds_depthwise: None,
+                        feeds_max_pool: false,
                     };
                     if conv_form::form(&spec) != Form::Plain {
                         conv_form::write(&mut b, spec);

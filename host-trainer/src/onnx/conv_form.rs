@@ -22,7 +22,7 @@
 //!   zero (tract's direct path needs two taps) with one column of right padding, then reshaped
 //!   back.
 //!
-//! A third form moves a depthwise convolution, not this one, to the layout tract runs faster:
+//! Two more forms change the layout around this convolution, for what reads it:
 //!
 //! - **Channels last** (a 1x1 convolution whose output feeds, through an element-wise
 //!   activation at most, a depthwise convolution with an output map of at most
@@ -38,6 +38,14 @@
 //!   30x30: 0.045 against 0.052 ms; 16 of 60x60: 0.054 against 0.135). On aarch64 tract makes
 //!   the same move by itself where the neighbouring nodes allow it (its depthwise convolution
 //!   has a NEON channels-last kernel there); this form makes it on every machine.
+//! - **Channels last for a pool** (a 1x1 convolution whose output a max pool alone reads, at
+//!   any size): the same product without the `Transpose` back; the pool is written on the
+//!   channels-last value (`builder::max_pool_channels_last`: two row passes on reshaped
+//!   views, then the `Transpose`). tract 0.23 runs a pool's column pass on a channels-first
+//!   map as a scalar loop striding over single floats, and both passes of the channels-last
+//!   form on contiguous vectors; the product costs about the same in either layout. On the
+//!   mini-Xception's four pointwise-then-pool pairs the pools went from 0.14 to 0.06 ms and
+//!   the model from about 0.92 to 0.83 ms (2026-12-06; the same values, tested).
 //!
 //! Measured with `emotion-edge bench --profile` on the published FER2013 mini-Xception
 //! (2-core Xeon, AVX-512, one thread): its first convolution (1 -> 8, 3x3) from 0.101 to 0.016
@@ -98,6 +106,8 @@ pub(crate) struct ConvSpec<'a> {
     /// The output height and width of the depthwise convolution this convolution's output
     /// feeds (directly or through an element-wise activation, and nothing else), if it does.
     pub feeds_depthwise: Option<[i64; 2]>,
+    /// Whether a max pool alone reads this convolution's output.
+    pub feeds_max_pool: bool,
 }
 
 /// The form a convolution is written in.
@@ -120,6 +130,9 @@ pub(crate) enum Form {
     /// A matrix product on `[1, H, W, C]`, so the depthwise convolution it feeds runs
     /// channels-last in tract.
     ChannelsLast,
+    /// A matrix product on `[1, H, W, C]` whose output stays channels-last for the max pool
+    /// that reads it ([`super::builder::max_pool_channels_last`] turns it back).
+    ChannelsLastForPool,
 }
 
 /// The form `c` is written in (see the module documentation).
@@ -127,6 +140,9 @@ pub(crate) fn form(c: &ConvSpec) -> Form {
     let [out_h, out_w] = c.out_hw;
     let [kh, kw] = c.kernel;
     let pointwise = c.groups == 1 && c.stride == 1 && c.kernel == [1, 1] && c.pad == [0; 4];
+    if pointwise && c.feeds_max_pool {
+        return Form::ChannelsLastForPool;
+    }
     if pointwise
         && let Some([h, w]) = c.feeds_depthwise
         && h * w <= CHANNELS_LAST_MAX_POINTS
@@ -207,7 +223,8 @@ pub(crate) fn write(b: &mut Builder, c: ConvSpec) -> Form {
         Form::Plain => write_plain(b, &c),
         Form::Strips { strips, rows } => write_strips(b, &c, strips, rows),
         Form::MergedRows { merge } => write_merged_rows(b, &c, merge),
-        Form::ChannelsLast => write_channels_last(b, &c),
+        Form::ChannelsLast => write_channels_last(b, &c, true),
+        Form::ChannelsLastForPool => write_channels_last(b, &c, false),
     }
     f
 }
@@ -370,7 +387,9 @@ fn write_merged_rows(b: &mut Builder, c: &ConvSpec, merge: i64) {
     );
 }
 
-fn write_channels_last(b: &mut Builder, c: &ConvSpec) {
+/// The channels-last product; with `back`, transposed back to `[1, C, H, W]` into `c.output`,
+/// else `c.output` is the `[1, H, W, C]` product.
+fn write_channels_last(b: &mut Builder, c: &ConvSpec, back: bool) {
     let name = c.name;
     let (cin, cout) = (c.in_channels, c.out_channels);
     let last = format!("{name}.channels_last");
@@ -394,6 +413,16 @@ fn write_channels_last(b: &mut Builder, c: &ConvSpec) {
     b.constant(&bn, &[cout], c.bias.clone());
     let product = format!("{name}.product");
     b.node("MatMul", name, &[&last, &wn], &product, vec![]);
+    if !back {
+        b.node(
+            "Add",
+            &format!("{name}.biased"),
+            &[&product, &bn],
+            c.output,
+            vec![],
+        );
+        return;
+    }
     let biased = format!("{name}.biased");
     b.node("Add", &biased, &[&product, &bn], &biased, vec![]);
     b.node(
@@ -435,6 +464,7 @@ mod tests {
             weight: vec![],
             bias: vec![],
             feeds_depthwise: None,
+            feeds_max_pool: false,
         }
     }
 
@@ -521,5 +551,18 @@ mod tests {
         padded.kernel = [3, 3];
         padded.pad = [1; 4];
         assert_eq!(form(&padded), Form::Plain);
+        // A pointwise convolution read by a max pool alone: channels-last at any size, before
+        // merged rows.
+        let pooled = |cin: i64, hw: [i64; 2]| ConvSpec {
+            feeds_max_pool: true,
+            ..spec(cin, hw, [1, 1], [0; 4])
+        };
+        assert_eq!(form(&pooled(16, [60, 60])), Form::ChannelsLastForPool);
+        assert_eq!(form(&pooled(8, [60, 60])), Form::ChannelsLastForPool);
+        assert_eq!(form(&pooled(128, [8, 8])), Form::ChannelsLastForPool);
+        let mut pooled_3x3 = pooled(16, [60, 60]);
+        pooled_3x3.kernel = [3, 3];
+        pooled_3x3.pad = [1; 4];
+        assert_eq!(form(&pooled_3x3), Form::Plain);
     }
 }

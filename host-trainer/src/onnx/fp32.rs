@@ -9,11 +9,11 @@
 //!
 //! | graph op        | ONNX                                                                |
 //! |-----------------|---------------------------------------------------------------------|
-//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias; a strided 1x1 convolution as a 1x1 `MaxPool` with that stride (subsampling) and a stride-1 `Conv`; on maps narrower than 128 columns, few-channel convolutions on wide rows, and a 1x1 convolution feeding a depthwise one on a map of at most 16x16 as a channels-last `MatMul` between `Transpose`s ([`super::conv_form`]) |
+//! | `Conv`          | `Conv` (asymmetric `pads` as `[top, left, bottom, right]`), with bias; a strided 1x1 convolution as a 1x1 `MaxPool` with that stride (subsampling) and a stride-1 `Conv`; on maps narrower than 128 columns, few-channel convolutions on wide rows, and a 1x1 convolution feeding a depthwise one on a map of at most 16x16 as a channels-last `MatMul` between `Transpose`s, and one read by a max pool alone as a channels-last `MatMul` ([`super::conv_form`]) |
 //! | `BatchNorm`     | folded into the preceding `Conv` when that convolution feeds nothing else; otherwise `Mul` + `Add` per channel |
 //! | `Affine`        | `Mul` + `Add` per channel                                            |
 //! | `Relu`, `Relu6` | `Relu`; `Clip` with `min` 0 and `max` 6 as inputs (opset 13)         |
-//! | `MaxPool`       | two `MaxPool`s, `k x 1` over rows then `1 x k` over columns, with `pads` (padding counts as -inf, as in libtorch) |
+//! | `MaxPool`       | two `MaxPool`s, `k x 1` over rows then `1 x k` over columns, with `pads` (padding counts as -inf, as in libtorch); of a channels-last product, two `k x 1` passes on reshaped views and a `Transpose` back ([`super::builder::max_pool_channels_last`]) |
 //! | `AvgPool`       | `AveragePool` without padding                                        |
 //! | `Add`           | `Add`                                                                |
 //! | `GlobalAvgPool` | `GlobalAveragePool` + `Flatten(axis 1)`                              |
@@ -28,10 +28,10 @@ use prost::Message as _;
 use tract_onnx::pb;
 
 use super::builder::{
-    Builder, batch_norm_folds, consumers, float_op, folded_conv, int, model_proto, param, rank_of,
-    subsample_for_pointwise, values,
+    Builder, batch_norm_folds, consumers, float_op, folded_conv, int, max_pool_channels_last,
+    model_proto, param, rank_of, subsample_for_pointwise, values,
 };
-use super::conv_form::{self, ConvSpec};
+use super::conv_form::{self, ConvSpec, Form};
 use super::{INPUT_NAME, OUTPUT_NAME, OnnxError, OnnxForm};
 use crate::model::graph::{Graph, Network, Op};
 
@@ -76,6 +76,8 @@ fn build_model(
     let mut ranks = vec![4usize; n];
     // The ONNX value holding each node's output.
     let mut value: Vec<String> = vec![String::new(); n];
+    // `[H, W, C]` of the outputs written channels-last (read by their max pool alone).
+    let mut channels_last: Vec<Option<[i64; 3]>> = vec![None; n];
     let out_name = |i: usize| -> String {
         if i == graph.output {
             OUTPUT_NAME.to_string()
@@ -96,6 +98,24 @@ fn build_model(
                 .ok_or_else(|| unsupported(i, &format!("input {k} is missing or not computed")))
         };
         let name = &node.name;
+        // A max pool of a product left channels-last for it.
+        let last = node.inputs.first().and_then(|&j| channels_last[j]);
+        if let (
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad,
+            },
+            Some([h, w, c]),
+        ) = (&node.op, last)
+        {
+            let v = out_name(i);
+            let window = [*kernel, *stride];
+            let shape = [h, w, c, node.shape.h];
+            max_pool_channels_last(&mut b, name, &input(0)?, &v, window, pad, shape);
+            value[i] = v;
+            continue;
+        }
         match &node.op {
             Op::Input => {
                 if i != 0 {
@@ -130,7 +150,7 @@ fn build_model(
                     stride = 1;
                     in_hw = [node.shape.h, node.shape.w];
                 }
-                conv_form::write(
+                let written = conv_form::write(
                     &mut b,
                     ConvSpec {
                         name,
@@ -147,8 +167,12 @@ fn build_model(
                         weight: values(&w, name)?,
                         bias: values(&bvec, name)?,
                         feeds_depthwise: depthwise_fed(graph, &readers, result),
+                        feeds_max_pool: max_pool_fed(graph, &readers, result),
                     },
                 );
+                if written == Form::ChannelsLastForPool {
+                    channels_last[result] = Some([node.shape.h, node.shape.w, *out]);
+                }
                 value[i] = out_value.clone();
                 if result != i {
                     ranks[result] = 4;
@@ -216,6 +240,17 @@ fn build_model(
         b.node("Identity", "output.identity", &[&src], OUTPUT_NAME, vec![]);
     }
     Ok(model_proto(graph, b, classes, producer_version))
+}
+
+/// Whether a max pool with a window wider than one pixel alone reads node `i`'s output (what
+/// [`conv_form`] needs to leave a pointwise convolution's product channels-last for it).
+fn max_pool_fed(graph: &Graph, readers: &[Vec<usize>], i: usize) -> bool {
+    match readers[i].as_slice() {
+        [k] if i != graph.output && i != graph.features => {
+            matches!(graph.nodes[*k].op, Op::MaxPool { kernel, .. } if kernel > 1)
+        }
+        _ => false,
+    }
 }
 
 /// The output height and width of the depthwise convolution that alone reads node `i`'s output,
