@@ -404,17 +404,7 @@ pub(crate) fn max_pool(
     }
     let [top, left, bottom, right] = *pad;
     let rows = format!("{name}.rows");
-    b.node(
-        "MaxPool",
-        &rows,
-        &[x],
-        &rows,
-        vec![
-            ints("kernel_shape", &[kernel, 1]),
-            ints("strides", &[stride, 1]),
-            ints("pads", &[top, 0, bottom, 0]),
-        ],
-    );
+    row_pass(b, &rows, x, [kernel, stride], [top, bottom]);
     b.node(
         "MaxPool",
         name,
@@ -453,19 +443,9 @@ pub(crate) fn max_pool_channels_last(
         b.node("Reshape", &v, &[input, &shape], &v, vec![]);
         v
     };
-    let pass = |b: &mut Builder, what: &str, input: &str, [before, after]: [i64; 2]| -> String {
+    let pass = |b: &mut Builder, what: &str, input: &str, pads: [i64; 2]| -> String {
         let v = format!("{name}.{what}");
-        b.node(
-            "MaxPool",
-            &v,
-            &[input],
-            &v,
-            vec![
-                ints("kernel_shape", &[kernel, 1]),
-                ints("strides", &[stride, 1]),
-                ints("pads", &[before, 0, after, 0]),
-            ],
-        );
+        row_pass(b, &v, input, [kernel, stride], pads);
         v
     };
     let image_rows = view(b, "image_rows", x, &[1, 1, h, w * c]);
@@ -478,6 +458,28 @@ pub(crate) fn max_pool_channels_last(
         &[&columns],
         out,
         vec![ints("perm", &[0, 3, 1, 2])],
+    );
+}
+
+/// A `kernel x 1` max pool over the rows of `x` (`window` is `[kernel, stride]`, `pads` the
+/// rows added before and after), node and output both named `v`.
+fn row_pass(
+    b: &mut Builder,
+    v: &str,
+    x: &str,
+    [kernel, stride]: [i64; 2],
+    [before, after]: [i64; 2],
+) {
+    b.node(
+        "MaxPool",
+        v,
+        &[x],
+        v,
+        vec![
+            ints("kernel_shape", &[kernel, 1]),
+            ints("strides", &[stride, 1]),
+            ints("pads", &[before, 0, after, 0]),
+        ],
     );
 }
 
