@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use emotion_trainer::detector;
+use prost::Message as _;
 use tract_onnx::prelude::*;
 
 fn root() -> PathBuf {
@@ -202,6 +203,23 @@ fn short_range_matches_tflite() {
 fn full_range_matches_tflite() {
     let (r, s) = parity("face_detection_full_range.tflite", 192, 2304);
     assert!(r <= 1e-4 && s <= 1e-4, "regressors {r:e}, logits {s:e}");
+    // Its three bilinear upsamplings went through the parity above as two matrix products
+    // each, not as `Resize` (which tract runs point by point).
+    let name = "face_detection_full_range.tflite";
+    let bytes = std::fs::read(model_file(name)).expect("read tflite");
+    let (onnx, _, _) = detector::blazeface_onnx(&bytes, name).expect("converts");
+    let graph = tract_onnx::pb::ModelProto::decode(&onnx[..])
+        .expect("decodes")
+        .graph
+        .expect("graph");
+    let ops = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
+    assert_eq!(ops("Resize"), 0);
+    let upsampling_products = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MatMul" && n.name.ends_with(".resized_columns"))
+        .count();
+    assert_eq!(upsampling_products, 3);
 }
 
 #[test]

@@ -74,7 +74,7 @@ fn labels(bundle: &Path, detector: &Path, align: bool, images: &[PathBuf]) -> Ve
     let model = verify_bundle(bundle, &TrustPolicy::AllowUnsigned)
         .expect("the starter bundle verifies")
         .model;
-    let blazeface = BlazeFaceModel::open(detector, None, BlazeFaceVariant::Short)
+    let blazeface = BlazeFaceModel::open(detector, &[], BlazeFaceVariant::Short)
         .expect("the converted model loads");
     let mut det = BlazeFaceDetector::new(Arc::new(blazeface), 0.5, 0.3, 40);
     let mut lines: Vec<Value> = Vec::new();

@@ -14,7 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use emotion_edge::detect::blazeface::{BlazeFaceVariant, Detection, LEFT_EYE, RIGHT_EYE};
+use emotion_edge::detect::blazeface::{
+    BlazeFaceModel, BlazeFaceVariant, Detection, LEFT_EYE, RIGHT_EYE,
+};
 use emotion_edge::detect::{self, BlazeFaceConfig, DetectConfig, DetectorKind};
 use emotion_edge::geometry::FaceBox;
 use emotion_tests::{bin_path, python, repo_root, run_ok};
@@ -206,10 +208,26 @@ fn from_config_checks_the_models_sha256() {
     assert_eq!(det.name(), "blazeface");
     assert_eq!(det.detect(&skimage("astronaut.png")).len(), 1);
     let wrong = "0".repeat(64);
-    let err = detect::from_config(&config(model.clone(), Some(wrong), BlazeFaceVariant::Short))
-        .err()
-        .expect("a wrong sha256 is refused");
+    let err = detect::from_config(&config(
+        model.clone(),
+        Some(wrong.clone()),
+        BlazeFaceVariant::Short,
+    ))
+    .err()
+    .expect("a wrong sha256 is refused");
     assert!(err.to_string().contains("sha256"), "{err}");
+    // A file whose hash is any of the accepted ones loads (the pinned list keeps the files of
+    // earlier converters); none of them, and the error names them all.
+    let other = "1".repeat(64);
+    BlazeFaceModel::open(&model, &[&wrong, &sha], BlazeFaceVariant::Short)
+        .expect("one accepted hash is enough");
+    let Err(err) = BlazeFaceModel::open(&model, &[&wrong, &other], BlazeFaceVariant::Short) else {
+        panic!("a file with no accepted hash loaded");
+    };
+    assert!(
+        err.to_string().contains(&format!("{wrong} or {other}")),
+        "{err}"
+    );
     // Without a sha256 in the config, the variant's pinned hash (deploy/detectors.sha256)
     // is expected: the converter's output is that file, byte for byte.
     assert_eq!(sha, BlazeFaceVariant::Short.pinned_sha256());

@@ -108,14 +108,21 @@ impl BlazeFaceVariant {
     }
 
     /// The sha256 (hex) of MediaPipe's model of this variant as `emotion-train
-    /// convert-detector` writes it (`deploy/detectors.sha256`).
+    /// convert-detector` writes it now (the first of [`Self::pinned_sha256s`]).
     pub fn pinned_sha256(self) -> &'static str {
+        self.pinned_sha256s().first().copied().unwrap_or_default()
+    }
+
+    /// Every sha256 (hex) `deploy/detectors.sha256` pins for this variant, the current
+    /// converter's first, then the files earlier converters wrote (still accepted, so a device
+    /// updated without its detector being installed again keeps detecting).
+    pub fn pinned_sha256s(self) -> Vec<&'static str> {
         PINNED_SHA256
             .lines()
             .filter_map(|l| l.split_once("  "))
-            .find(|(_, name)| *name == self.file_name())
+            .filter(|(_, name)| *name == self.file_name())
             .map(|(sha, _)| sha)
-            .unwrap_or_default()
+            .collect()
     }
 }
 
@@ -159,20 +166,17 @@ impl BlazeFaceConfig {
             .unwrap_or_else(|| Path::new(INSTALL_DIR).join(self.variant.file_name()))
     }
 
-    /// The sha256 the model file must have: `sha256`, or the variant's pinned hash.
-    pub fn expected_sha256(&self) -> &str {
-        self.sha256
-            .as_deref()
-            .unwrap_or_else(|| self.variant.pinned_sha256())
+    /// The sha256s the model file may have: `sha256`, or the variant's pinned hashes.
+    pub fn accepted_sha256(&self) -> Vec<&str> {
+        match self.sha256.as_deref() {
+            Some(sha) => vec![sha],
+            None => self.variant.pinned_sha256s(),
+        }
     }
 
     /// Loads and checks the configured model.
     pub fn open(&self) -> Result<BlazeFaceModel, BlazeFaceError> {
-        BlazeFaceModel::open(
-            &self.model_path(),
-            Some(self.expected_sha256()),
-            self.variant,
-        )
+        BlazeFaceModel::open(&self.model_path(), &self.accepted_sha256(), self.variant)
     }
 }
 
@@ -198,7 +202,7 @@ pub enum BlazeFaceError {
         path: String,
         /// Its sha256.
         found: String,
-        /// `[detect.blazeface] sha256`.
+        /// `[detect.blazeface] sha256`, or the pinned hashes (joined by " or ").
         expected: String,
     },
     /// The bytes are not a BlazeFace ONNX model of the configured variant.
@@ -222,23 +226,27 @@ pub struct BlazeFaceModel {
 }
 
 impl BlazeFaceModel {
-    /// Reads `path`, checks its sha256 against `sha256` when given, and loads it.
+    /// Reads `path`, checks that its sha256 is one of `accepted` unless that is empty, and
+    /// loads it.
     pub fn open(
         path: &Path,
-        sha256: Option<&str>,
+        accepted: &[&str],
         variant: BlazeFaceVariant,
     ) -> Result<BlazeFaceModel, BlazeFaceError> {
         let bytes = std::fs::read(path).map_err(|source| BlazeFaceError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        if let Some(expected) = sha256 {
+        if !accepted.is_empty() {
             let found = hex::encode(Sha256::digest(&bytes));
-            if !found.eq_ignore_ascii_case(expected.trim()) {
+            if !accepted
+                .iter()
+                .any(|a| found.eq_ignore_ascii_case(a.trim()))
+            {
                 return Err(BlazeFaceError::Hash {
                     path: path.display().to_string(),
                     found,
-                    expected: expected.to_string(),
+                    expected: accepted.join(" or "),
                 });
             }
         }

@@ -265,6 +265,12 @@ mod tests {
             blazeface::BlazeFaceVariant::Short.pinned_sha256(),
             blazeface::BlazeFaceVariant::Full.pinned_sha256()
         );
+        // The full-range file of converters before the upsampling change stays accepted, after
+        // the current one; the short-range file never changed.
+        let full = blazeface::BlazeFaceVariant::Full.pinned_sha256s();
+        assert_eq!(full.len(), 2, "{full:?}");
+        assert_eq!(full[0], blazeface::BlazeFaceVariant::Full.pinned_sha256());
+        assert_eq!(blazeface::BlazeFaceVariant::Short.pinned_sha256s().len(), 1);
     }
 
     #[test]

@@ -77,8 +77,13 @@ fn blazeface_state(variant: BlazeFaceVariant) -> String {
         Err(e) => format!("unreadable: {e}"),
         Ok(bytes) => {
             let found = hex::encode(Sha256::digest(&bytes));
-            if found == config.expected_sha256() {
+            let accepted = config.accepted_sha256();
+            if accepted.first() == Some(&found.as_str()) {
                 "installed, sha256 as pinned".to_string()
+            } else if accepted.contains(&found.as_str()) {
+                "installed, an earlier converter's file, accepted; convert and install it again \
+                 for the current form"
+                    .to_string()
             } else {
                 format!("sha256 {found} is not the pinned one: it will be refused")
             }
