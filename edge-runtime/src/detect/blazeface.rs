@@ -126,6 +126,14 @@ impl BlazeFaceVariant {
     }
 }
 
+/// Which of the `accepted` sha256s (hex, any case, surrounding blanks ignored) `found` is: its
+/// index, or `None`.
+pub fn accepted_as(found: &str, accepted: &[&str]) -> Option<usize> {
+    accepted
+        .iter()
+        .position(|a| found.eq_ignore_ascii_case(a.trim()))
+}
+
 /// `[detect.blazeface]`: the BlazeFace detector's own settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -239,10 +247,7 @@ impl BlazeFaceModel {
         })?;
         if !accepted.is_empty() {
             let found = hex::encode(Sha256::digest(&bytes));
-            if !accepted
-                .iter()
-                .any(|a| found.eq_ignore_ascii_case(a.trim()))
-            {
+            if accepted_as(&found, accepted).is_none() {
                 return Err(BlazeFaceError::Hash {
                     path: path.display().to_string(),
                     found,

@@ -271,6 +271,15 @@ mod tests {
         assert_eq!(full.len(), 2, "{full:?}");
         assert_eq!(full[0], blazeface::BlazeFaceVariant::Full.pinned_sha256());
         assert_eq!(blazeface::BlazeFaceVariant::Short.pinned_sha256s().len(), 1);
+        // Which accepted hash a file's is: any case, blanks around a configured one ignored.
+        let upper = full[1].to_ascii_uppercase();
+        assert_eq!(blazeface::accepted_as(full[1], &full), Some(1));
+        assert_eq!(
+            blazeface::accepted_as(full[0], &[&format!(" {upper} "), full[0]]),
+            Some(1)
+        );
+        assert_eq!(blazeface::accepted_as(&upper, &full), Some(1));
+        assert_eq!(blazeface::accepted_as(&"0".repeat(64), &full), None);
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::detect::{self, BlazeFaceConfig, blazeface::BlazeFaceVariant};
+use crate::detect::{
+    self, BlazeFaceConfig,
+    blazeface::{self, BlazeFaceVariant},
+};
 
 /// The devices found on this machine.
 #[derive(Debug, Clone)]
@@ -77,15 +80,12 @@ fn blazeface_state(variant: BlazeFaceVariant) -> String {
         Err(e) => format!("unreadable: {e}"),
         Ok(bytes) => {
             let found = hex::encode(Sha256::digest(&bytes));
-            let accepted = config.accepted_sha256();
-            if accepted.first() == Some(&found.as_str()) {
-                "installed, sha256 as pinned".to_string()
-            } else if accepted.contains(&found.as_str()) {
-                "installed, an earlier converter's file, accepted; convert and install it again \
-                 for the current form"
-                    .to_string()
-            } else {
-                format!("sha256 {found} is not the pinned one: it will be refused")
+            match blazeface::accepted_as(&found, &config.accepted_sha256()) {
+                Some(0) => "installed, sha256 as pinned".to_string(),
+                Some(_) => "installed, an earlier converter's file, accepted; convert and install \
+                            it again for the current form"
+                    .to_string(),
+                None => format!("sha256 {found} is not the pinned one: it will be refused"),
             }
         }
     };

@@ -26,7 +26,7 @@ use half::f16;
 use tract_onnx::pb;
 use tract_tflite::tflite;
 
-use crate::onnx::builder::{Builder, int, ints, max_pool, value_info};
+use crate::onnx::builder::{Builder, int, ints, max_pool, transposed, value_info};
 use crate::onnx::conv_form::{self, ConvSpec, Form};
 use crate::onnx::{IR_VERSION, OPSET};
 
@@ -464,14 +464,8 @@ pub fn convert(bytes: &[u8], output_names: Option<&[&str]>) -> Result<Converted,
                 };
                 // Columns: [1, C, H, W] x [W, OW]; rows: [OH, H] x [1, C, H, OW].
                 let (cols, rows) = (format!("{out_name}.columns"), format!("{out_name}.rows"));
-                let columns = interpolation(w, ow, mode);
-                let mut transposed = vec![0.0f32; w * ow];
-                for (o, row) in columns.chunks_exact(w).enumerate() {
-                    for (i, &v) in row.iter().enumerate() {
-                        transposed[i * ow + o] = v;
-                    }
-                }
-                b.constant(&cols, &[w as i64, ow as i64], transposed);
+                let columns = transposed(&interpolation(w, ow, mode), ow, w);
+                b.constant(&cols, &[w as i64, ow as i64], columns);
                 b.constant(&rows, &[oh as i64, h as i64], interpolation(h, oh, mode));
                 let resized_columns = format!("{out_name}.resized_columns");
                 b.node(

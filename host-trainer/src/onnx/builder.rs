@@ -420,8 +420,8 @@ pub(crate) fn max_pool(
 
 /// A square `kernel` x `kernel` max pool of a channels-last `[1, H, W, C]` value `x`, written
 /// as two row passes and a `Transpose` back to `[1, C, OH, OW]` in `out` (`window` is
-/// `[kernel, stride]`, `shape` is `[H, W, C, OH]`). Both passes pool along rows of contiguous memory, which tract runs on whole vectors:
-/// over image rows on the `[1, 1, H, W * C]` view (`{name}.rows`), then over pixels on the
+/// `[kernel, stride]`, `shape` is `[H, W, C, OH]`). Both passes pool along rows of contiguous
+/// memory, which tract runs on whole vectors: over image rows on the `[1, 1, H, W * C]` view (`{name}.rows`), then over pixels on the
 /// `[1, OH, W, C]` view (`{name}.columns`); the same values as one pool (padding counts as
 /// -inf). tract folds the final `Transpose` into the nodes that read the pool. In the
 /// channels-first form the column pass strides over single floats, a scalar loop: this form
@@ -459,6 +459,17 @@ pub(crate) fn max_pool_channels_last(
         out,
         vec![ints("perm", &[0, 3, 1, 2])],
     );
+}
+
+/// The `rows x cols` row-major matrix `m` transposed (`cols x rows`, row-major).
+pub(crate) fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; m.len()];
+    for (r, row) in m.chunks_exact(cols.max(1)).take(rows).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
 }
 
 /// A `kernel x 1` max pool over the rows of `x` (`window` is `[kernel, stride]`, `pads` the
@@ -594,4 +605,17 @@ pub(crate) fn per_channel(
     );
     b.node("Add", &node.name, &[&scaled, &tn], out, vec![]);
     Ok(out.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transposed;
+
+    #[test]
+    fn transposed_swaps_rows_and_columns() {
+        // [[1, 2, 3], [4, 5, 6]] -> [[1, 4], [2, 5], [3, 6]].
+        let m = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(transposed(&m, 2, 3), [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert_eq!(transposed(&transposed(&m, 2, 3), 3, 2), m);
+    }
 }

@@ -60,7 +60,7 @@
 //! bundle is for the edge, which runs tract.
 
 use super::OnnxForm;
-use super::builder::{Builder, conv_attributes, int, ints};
+use super::builder::{Builder, conv_attributes, int, ints, transposed};
 
 /// The narrowest output row tract 0.23 runs as a direct convolution.
 pub(crate) const DIRECT_MIN_ROW: i64 = 128;
@@ -401,30 +401,18 @@ fn write_channels_last(b: &mut Builder, c: &ConvSpec, back: bool) {
         vec![ints("perm", &[0, 2, 3, 1])],
     );
     // [out, in, 1, 1] -> [in, out].
-    let (ci, co) = (cin as usize, cout as usize);
-    let mut weight = vec![0.0f32; ci * co];
-    for (o, row) in c.weight.chunks_exact(ci).enumerate() {
-        for (i, &w) in row.iter().enumerate() {
-            weight[i * co + o] = w;
-        }
-    }
+    let weight = transposed(&c.weight, cout as usize, cin as usize);
     let (wn, bn) = (format!("{name}.weight"), format!("{name}.bias"));
     b.constant(&wn, &[cin, cout], weight);
     b.constant(&bn, &[cout], c.bias.clone());
     let product = format!("{name}.product");
     b.node("MatMul", name, &[&last, &wn], &product, vec![]);
+    let biased = format!("{name}.biased");
+    let sum = if back { biased.as_str() } else { c.output };
+    b.node("Add", &biased, &[&product, &bn], sum, vec![]);
     if !back {
-        b.node(
-            "Add",
-            &format!("{name}.biased"),
-            &[&product, &bn],
-            c.output,
-            vec![],
-        );
         return;
     }
-    let biased = format!("{name}.biased");
-    b.node("Add", &biased, &[&product, &bn], &biased, vec![]);
     b.node(
         "Transpose",
         &format!("{name}.channels_first"),

@@ -76,8 +76,8 @@ fn build_model(
     let mut ranks = vec![4usize; n];
     // The ONNX value holding each node's output.
     let mut value: Vec<String> = vec![String::new(); n];
-    // `[H, W, C]` of the outputs written channels-last (read by their max pool alone).
-    let mut channels_last: Vec<Option<[i64; 3]>> = vec![None; n];
+    // The outputs written channels-last (read by their max pool alone).
+    let mut channels_last = vec![false; n];
     let out_name = |i: usize| -> String {
         if i == graph.output {
             OUTPUT_NAME.to_string()
@@ -99,19 +99,20 @@ fn build_model(
         };
         let name = &node.name;
         // A max pool of a product left channels-last for it.
-        let last = node.inputs.first().and_then(|&j| channels_last[j]);
+        let last = node.inputs.first().filter(|&&j| channels_last[j]);
         if let (
             Op::MaxPool {
                 kernel,
                 stride,
                 pad,
             },
-            Some([h, w, c]),
+            Some(&j),
         ) = (&node.op, last)
         {
             let v = out_name(i);
             let window = [*kernel, *stride];
-            let shape = [h, w, c, node.shape.h];
+            let x = graph.nodes[j].shape;
+            let shape = [x.h, x.w, x.c, node.shape.h];
             max_pool_channels_last(&mut b, name, &input(0)?, &v, window, pad, shape);
             value[i] = v;
             continue;
@@ -170,9 +171,7 @@ fn build_model(
                         feeds_max_pool: max_pool_fed(graph, &readers, result),
                     },
                 );
-                if written == Form::ChannelsLastForPool {
-                    channels_last[result] = Some([node.shape.h, node.shape.w, *out]);
-                }
+                channels_last[result] = written == Form::ChannelsLastForPool;
                 value[i] = out_value.clone();
                 if result != i {
                     ranks[result] = 4;
