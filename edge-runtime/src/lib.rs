@@ -7,7 +7,8 @@
 //! bundles while the [`pipeline`] runs. [`config`] is the service's TOML file with its
 //! command-line overrides; [`service`] builds and runs the whole pipeline from it; [`tools`]
 //! holds what the other subcommands do (classify files, bench, listen, devices). [`clock`] is
-//! time as a device, so tests move it.
+//! time as a device, so tests move it. [`kernel_choice`] tells tract which of its matrix kernels
+//! run our networks' small products on the CPUs where that was measured to matter.
 //!
 //! Every device (camera, serial port, display) sits behind a small trait with a real
 //! implementation and an in-memory one for tests. [`testkit`] builds tiny ONNX models and
@@ -22,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod geometry;
+pub mod kernel_choice;
 pub mod model_store;
 pub mod pipeline;
 pub mod service;

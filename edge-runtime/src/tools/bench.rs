@@ -302,6 +302,11 @@ impl fmt::Display for BenchReport {
             )?;
         }
         writeln!(f, "throughput {:.1} FPS (wall clock, one thread)", self.fps)?;
+        writeln!(
+            f,
+            "tract matrix kernels: {}",
+            crate::kernel_choice::describe()
+        )?;
         let m = self.model_only;
         write!(
             f,
