@@ -140,31 +140,23 @@ mod tests {
 
     #[test]
     fn other_products_stay_with_tract() {
-        let f32 = DatumType::F32;
+        let (f32, i32) = (DatumType::F32, DatumType::I32);
         // k above SMALL_K, too few columns or rows for one tile, unknown dimensions, integers.
-        assert_eq!(
-            small_product_kernel(f32, Some(225), Some(64), Some(64)),
-            None
-        );
-        assert_eq!(
-            small_product_kernel(f32, Some(256), Some(88), Some(2)),
-            None
-        );
-        assert_eq!(
-            small_product_kernel(f32, Some(3600), Some(16), Some(5)),
-            None
-        );
-        assert_eq!(
-            small_product_kernel(f32, Some(16), Some(16), Some(16)),
-            None
-        );
-        assert_eq!(small_product_kernel(f32, None, Some(16), Some(16)), None);
-        assert_eq!(small_product_kernel(f32, Some(3600), None, Some(16)), None);
-        let i32 = DatumType::I32;
-        assert_eq!(
-            small_product_kernel(i32, Some(3600), Some(16), Some(16)),
-            None
-        );
+        for (dt, m, k, n) in [
+            (f32, Some(225), Some(64), Some(64)),
+            (f32, Some(256), Some(88), Some(2)),
+            (f32, Some(3600), Some(16), Some(5)),
+            (f32, Some(16), Some(16), Some(16)),
+            (f32, None, Some(16), Some(16)),
+            (f32, Some(3600), None, Some(16)),
+            (i32, Some(3600), Some(16), Some(16)),
+        ] {
+            assert_eq!(
+                small_product_kernel(dt, m, k, n),
+                None,
+                "{dt:?} {m:?}x{k:?}x{n:?}"
+            );
+        }
     }
 
     /// The tier reaches tract's registry (a linker that dropped it would leave tract's choice
