@@ -45,6 +45,32 @@ pub fn small_product_kernel(
         .then_some(SMALL_PRODUCT_KERNEL)
 }
 
+/// The CPU as tract's kernels see it, for `emotion-edge devices`: the architecture and, on
+/// aarch64, whether it has the dot-product extension (FEAT_DotProd) that tract's fast int8
+/// matrix kernel (`SDOT`) needs: a Raspberry Pi 5 (Cortex-A76) has it, a Pi 4 (A72) does not.
+pub fn cpu_summary() -> String {
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            "aarch64 with the dot-product extension (int8 SDOT kernels): an int8 bundle may beat \
+             fp32 here, compare both with `emotion-edge bench`"
+                .to_string()
+        } else {
+            "aarch64 without the dot-product extension: tract runs int8 on its slower fallback, \
+             deploy fp32 bundles for speed"
+                .to_string()
+        }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        format!(
+            "{}: int8 bundles were slower than fp32 in tract on x86-64 where measured, deploy \
+             fp32 bundles for speed",
+            std::env::consts::ARCH
+        )
+    }
+}
+
 /// What this host's tract runs small products on, for reports (`emotion-edge bench`).
 pub fn describe() -> String {
     match host::answers() {

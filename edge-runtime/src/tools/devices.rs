@@ -1,6 +1,6 @@
 //! What a device offers the runtime (`emotion-edge devices`): cameras, serial ports, I2C
-//! buses, whether the SeetaFace model is built in and whether the BlazeFace models are
-//! installed.
+//! buses, whether the SeetaFace model is built in, whether the BlazeFace models are
+//! installed, and what tract's kernels make of the CPU.
 
 use std::fmt;
 
@@ -24,6 +24,8 @@ pub struct Devices {
     pub seeta_built_in: bool,
     /// The BlazeFace models at their install location: one line each (variant, path, state).
     pub blazeface: Vec<String>,
+    /// The CPU as tract's kernels see it, and which matrix kernels run small products.
+    pub cpu: Vec<String>,
 }
 
 impl Default for Devices {
@@ -34,6 +36,7 @@ impl Default for Devices {
             i2c_buses: Vec::new(),
             seeta_built_in: false,
             blazeface: Vec::new(),
+            cpu: Vec::new(),
         }
     }
 }
@@ -65,6 +68,10 @@ pub fn find() -> Devices {
             .into_iter()
             .map(blazeface_state)
             .collect(),
+        cpu: vec![
+            crate::kernel_choice::cpu_summary(),
+            format!("matrix kernels: {}", crate::kernel_choice::describe()),
+        ],
     }
 }
 
@@ -135,6 +142,9 @@ impl fmt::Display for Devices {
         )?;
         for line in &self.blazeface {
             write!(f, "\nBlazeFace model, {line}")?;
+        }
+        for line in &self.cpu {
+            write!(f, "\nCPU: {line}")?;
         }
         Ok(())
     }
