@@ -1,4 +1,4 @@
-//! Smoke test: both binaries start and describe themselves.
+//! Smoke test: both binaries start and describe themselves (and `emotion-edge devices` the CPU).
 
 use std::process::Command;
 
@@ -47,4 +47,36 @@ fn edge_help_lists_its_subcommands() {
             "emotion-edge --help lacks {sub}:\n{help}"
         );
     }
+}
+
+fn devices_with(env: &[(&str, &str)]) -> String {
+    let path = bin_path("emotion-edge");
+    let out = Command::new(&path)
+        .arg("devices")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("running {} devices: {e}", path.display()));
+    assert!(out.status.success(), "emotion-edge devices failed: {out:?}");
+    String::from_utf8(out.stdout).expect("devices output is UTF-8")
+}
+
+#[test]
+fn devices_describes_the_cpu_and_its_matrix_kernels() {
+    let out = devices_with(&[]);
+    let cpu: Vec<&str> = out.lines().filter(|l| l.starts_with("CPU: ")).collect();
+    assert!(
+        cpu.iter().any(|l| l.contains(std::env::consts::ARCH)),
+        "no CPU line names {}:\n{out}",
+        std::env::consts::ARCH
+    );
+    assert!(
+        cpu.iter().any(|l| l.starts_with("CPU: matrix kernels: ")),
+        "no matrix-kernel line:\n{out}"
+    );
+    // The opt-out reaches the binary: every choice is tract's.
+    let out = devices_with(&[("EMOTION_EDGE_KERNEL_CHOICE", "tract")]);
+    assert!(
+        out.contains("CPU: matrix kernels: tract's own choice"),
+        "EMOTION_EDGE_KERNEL_CHOICE=tract not honoured:\n{out}"
+    );
 }
