@@ -10,7 +10,7 @@
 //! run the fused bias and activation per tile, so the tile that covers most outputs per call
 //! with the least waste wins. Measured with `emotion-edge bench --profile` on an Intel Xeon
 //! (Sapphire Rapids, 2 cores, 2026-12-06): the AVX-512 32x6 tile over all such products ran
-//! the classifier 0.91 -> 0.80 ms and BlazeFace short range's detect stage 3.03 -> 2.86 ms;
+//! the classifier 0.88 -> 0.78 ms and BlazeFace short range's detect stage 3.06 -> 2.98 ms;
 //! the 48x4, 64x3, 16x12 and 32x5 tiles were slower than it, and on AVX2 alone (fma tiles)
 //! no choice moved either model beyond the noise, so this tier answers on AVX-512 only.
 //!
