@@ -95,8 +95,14 @@ mod host {
     pub(super) fn answers() -> Result<(), &'static str> {
         static ANSWER: OnceLock<Result<(), &'static str>> = OnceLock::new();
         *ANSWER.get_or_init(|| {
-            if std::env::var(super::OPT_OUT_VARIABLE).is_ok_and(|v| v == "tract") {
-                return Err("EMOTION_EDGE_KERNEL_CHOICE=tract");
+            match std::env::var(super::OPT_OUT_VARIABLE) {
+                Ok(v) if v == "tract" => return Err("EMOTION_EDGE_KERNEL_CHOICE=tract"),
+                Ok(v) => tracing::warn!(
+                    "{}={v:?} is not understood (only `tract`, which leaves every kernel choice \
+                     to tract): ignored",
+                    super::OPT_OUT_VARIABLE
+                ),
+                Err(_) => {}
             }
             if tract_linalg::knobs::TRACT_AMX_BF16.get() {
                 return Err("TRACT_AMX_BF16 set");
