@@ -4,19 +4,26 @@ use std::process::Command;
 
 use emotion_tests::bin_path;
 
-fn help_of(name: &str) -> String {
+/// The standard output of `name` run with `args` and the extra environment `env`, which must
+/// succeed.
+fn stdout_of(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let path = bin_path(name);
     let out = Command::new(&path)
-        .arg("--help")
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| {
             panic!(
-                "running {}: {e} (build the workspace first)",
+                "running {} {args:?}: {e} (build the workspace first)",
                 path.display()
             )
         });
-    assert!(out.status.success(), "{name} --help failed: {out:?}");
-    String::from_utf8(out.stdout).expect("help is UTF-8")
+    assert!(out.status.success(), "{name} {args:?} failed: {out:?}");
+    String::from_utf8(out.stdout).expect("output is UTF-8")
+}
+
+fn help_of(name: &str) -> String {
+    stdout_of(name, &["--help"], &[])
 }
 
 #[test]
@@ -50,14 +57,7 @@ fn edge_help_lists_its_subcommands() {
 }
 
 fn devices_with(env: &[(&str, &str)]) -> String {
-    let path = bin_path("emotion-edge");
-    let out = Command::new(&path)
-        .arg("devices")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap_or_else(|e| panic!("running {} devices: {e}", path.display()));
-    assert!(out.status.success(), "emotion-edge devices failed: {out:?}");
-    String::from_utf8(out.stdout).expect("devices output is UTF-8")
+    stdout_of("emotion-edge", &["devices"], env)
 }
 
 #[test]
