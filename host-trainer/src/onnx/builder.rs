@@ -421,9 +421,9 @@ pub(crate) fn max_pool(
 /// A square `kernel` x `kernel` max pool of a channels-last `[1, H, W, C]` value `x`, written
 /// as two row passes and a `Transpose` back to `[1, C, OH, OW]` in `out` (`window` is
 /// `[kernel, stride]`, `shape` is `[H, W, C, OH]`). Both passes pool along rows of contiguous
-/// memory, which tract runs on whole vectors: over image rows on the `[1, 1, H, W * C]` view (`{name}.rows`), then over pixels on the
-/// `[1, OH, W, C]` view (`{name}.columns`); the same values as one pool (padding counts as
-/// -inf). tract folds the final `Transpose` into the nodes that read the pool. In the
+/// memory, which tract runs on whole vectors: over image rows on the `[1, 1, H, W * C]` view
+/// (`{name}.rows`), then over pixels on the `[1, OH, W, C]` view (`{name}.columns`); the same
+/// values as one pool (padding counts as -inf). tract folds the final `Transpose` into the nodes that read the pool. In the
 /// channels-first form the column pass strides over single floats, a scalar loop: this form
 /// took the mini-Xception's pools, with their channels-last products, from 0.14 to 0.06 ms
 /// (issue #12).
