@@ -311,7 +311,7 @@ pub fn pattern(width: u32, height: u32, format: PixelFormat, salt: u32) -> Vec<u
     out
 }
 
-fn node(
+pub(crate) fn node(
     op: &str,
     inputs: &[&str],
     outputs: &[&str],
@@ -329,7 +329,7 @@ fn node(
     }
 }
 
-fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
+pub(crate) fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Ints as i32,
@@ -338,7 +338,7 @@ fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
     }
 }
 
-fn int(name: &str, value: i64) -> pb::AttributeProto {
+pub(crate) fn int(name: &str, value: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Int as i32,
@@ -347,7 +347,7 @@ fn int(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
-fn tensor(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
+pub(crate) fn tensor(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
     pb::TensorProto {
         name: name.into(),
         dims: dims.to_vec(),
@@ -357,7 +357,7 @@ fn tensor(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
     }
 }
 
-fn value_info(
+pub(crate) fn value_info(
     name: &str,
     dims: Vec<pb::tensor_shape_proto::dimension::Value>,
 ) -> pb::ValueInfoProto {

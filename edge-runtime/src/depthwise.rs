@@ -1,0 +1,916 @@
+//! Our own depthwise convolution, put in place of tract's where our networks use it.
+//!
+//! Both networks the edge runs are built of depthwise-separable blocks: the mini-Xception's
+//! eight 3x3 depthwise convolutions (16 channels of 60x60 down to 128 of 8x8) and BlazeFace's
+//! sixteen or more. tract 0.23 runs a channels-first depthwise convolution plane by plane
+//! through border zones, with an 8-wide multiply then add on x86 (`depthwise_w` kernels) and
+//! none for channels-last there. That was the largest gap to onnxruntime in the classifier's
+//! profile (the eight took 0.20 ms in tract, 0.07 ms in onnxruntime, 2026-12-06).
+//!
+//! [`DepthwiseConv`] computes the same convolution the plain way: each channel's plane is
+//! copied once into a zero-bordered buffer, so no output point needs a border test, and each
+//! output row is the bias plus, per kernel row, the weighted sum of `kw` shifted input rows,
+//! one pass over the row per kernel row. Those loops are written for the compiler to
+//! vectorise: on aarch64 (NEON and fused multiply-add are baseline) it does so for every
+//! build; on x86_64 the same loops are compiled three times, for AVX-512, AVX2 with FMA and
+//! the x86-64 baseline, and the one the CPU runs is picked when the model is loaded.
+//!
+//! [`into_plan`] is where this happens: it declutters a model, puts [`DepthwiseConv`] in
+//! place of every f32 group-per-channel 2D convolution in the channels-first layout with
+//! constant weights and no dilation, then lets tract optimise the rest.
+//! `EMOTION_EDGE_KERNEL_CHOICE=tract` ([`crate::kernel_choice::OPT_OUT_VARIABLE`]) leaves
+//! them to tract, for comparing the two.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::tract_ndarray::{Array4, ArrayView4};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+/// The instruction set [`DepthwiseConv`]'s loops are compiled for on this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// x86_64 with AVX-512F and FMA.
+    Avx512,
+    /// x86_64 with AVX2 and FMA.
+    Avx2Fma,
+    /// aarch64: NEON and fused multiply-add are baseline.
+    Neon,
+    /// Whatever the build targets (x86-64 baseline: SSE2, multiply then add).
+    Baseline,
+}
+
+impl Isa {
+    /// The best this CPU runs.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2Fma;
+            }
+        }
+        if cfg!(target_arch = "aarch64") {
+            Isa::Neon
+        } else {
+            Isa::Baseline
+        }
+    }
+
+    /// A short name for logs and `emotion-edge bench`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2Fma => "avx2+fma",
+            Isa::Neon => "neon",
+            Isa::Baseline => "baseline",
+        }
+    }
+}
+
+/// Geometry of one depthwise convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Geometry {
+    /// Channels (input = output).
+    pub channels: usize,
+    /// Input height and width.
+    pub input: [usize; 2],
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Stride, both axes.
+    pub stride: usize,
+    /// Zero padding `[top, left, bottom, right]`.
+    pub pad: [usize; 4],
+    /// `[N, H, W, C]` (or `[H, W, C]`) rather than `[N, C, H, W]` (or `[C, H, W]`).
+    pub channels_last: bool,
+}
+
+impl Geometry {
+    /// Height and width of the zero-bordered input plane.
+    fn padded(&self) -> [usize; 2] {
+        [
+            self.input[0] + self.pad[0] + self.pad[2],
+            self.input[1] + self.pad[1] + self.pad[3],
+        ]
+    }
+
+    /// Output height and width, or `None` if the kernel does not fit the padded input or the
+    /// stride is zero.
+    pub fn output(&self) -> Option<[usize; 2]> {
+        let [ph, pw] = self.padded();
+        let [kh, kw] = self.kernel;
+        if self.stride == 0 || kh == 0 || kw == 0 || kh > ph || kw > pw {
+            return None;
+        }
+        Some([(ph - kh) / self.stride + 1, (pw - kw) / self.stride + 1])
+    }
+
+    /// The axes of height and width in a shape of `rank` (3 or 4).
+    fn spatial_axes(&self, rank: usize) -> [usize; 2] {
+        if self.channels_last {
+            [rank - 3, rank - 2]
+        } else {
+            [rank - 2, rank - 1]
+        }
+    }
+
+    /// `[C, H, W]` or `[H, W, C]` of this geometry.
+    fn image_shape(&self) -> [usize; 3] {
+        let [h, w] = self.input;
+        if self.channels_last {
+            [h, w, self.channels]
+        } else {
+            [self.channels, h, w]
+        }
+    }
+}
+
+/// An f32 depthwise convolution with constant weights (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthwiseConv {
+    geometry: Geometry,
+    output: [usize; 2],
+    /// `[C, kh, kw]` channels-first, `[kh, kw, C]` channels-last: the order the loops read.
+    weights: Arc<Vec<f32>>,
+    /// One per channel.
+    bias: Arc<Vec<f32>>,
+    isa: Isa,
+}
+
+impl DepthwiseConv {
+    /// A convolution of `geometry` with `weights` (`[C, kh, kw]`) and `bias` (`[C]`), run with
+    /// `isa`'s loops, or `None` if the sizes do not agree or the kernel does not fit.
+    pub fn new(
+        geometry: Geometry,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        isa: Isa,
+    ) -> Option<DepthwiseConv> {
+        let output = geometry.output()?;
+        let [kh, kw] = geometry.kernel;
+        let c = geometry.channels;
+        if weights.len() != c * kh * kw || bias.len() != c {
+            return None;
+        }
+        let weights = if geometry.channels_last {
+            (0..kh * kw)
+                .flat_map(|tap| weights.iter().skip(tap).step_by(kh * kw).copied())
+                .collect()
+        } else {
+            weights
+        };
+        Some(DepthwiseConv {
+            geometry,
+            output,
+            weights: Arc::new(weights),
+            bias: Arc::new(bias),
+            isa,
+        })
+    }
+
+    /// Convolves `input`, images of this geometry (`[N, C, H, W]`, or `[N, H, W, C]` when
+    /// channels-last), into a new `[N, C, OH, OW]` (`[N, OH, OW, C]`).
+    pub fn run(&self, input: ArrayView4<f32>) -> TractResult<Array4<f32>> {
+        let g = &self.geometry;
+        let image = g.image_shape();
+        ensure!(
+            input.shape()[1..] == image[..],
+            "depthwise convolution of {image:?} images got an input of {:?}",
+            input.shape()
+        );
+        let n = input.shape()[0];
+        let [oh, ow] = self.output;
+        let c = g.channels;
+        let mut output = if g.channels_last {
+            Array4::<f32>::zeros((n, oh, ow, c))
+        } else {
+            Array4::<f32>::zeros((n, c, oh, ow))
+        };
+        let input = input.as_standard_layout();
+        let input = input
+            .as_slice()
+            .ok_or_else(|| format_err!("depthwise input is not contiguous"))?;
+        let out = output
+            .as_slice_mut()
+            .ok_or_else(|| format_err!("depthwise output is not contiguous"))?;
+        if g.channels_last {
+            self.run_channels_last(input, out);
+        } else {
+            self.run_channels_first(input, out);
+        }
+        Ok(output)
+    }
+
+    fn run_channels_first(&self, input: &[f32], out: &mut [f32]) {
+        let g = &self.geometry;
+        let ([h, w], [oh, ow], [ph, pw]) = (g.input, self.output, g.padded());
+        let [kh, kw] = g.kernel;
+        // `kw - 1` zeros past the end: the last full-width output row reads that far.
+        let mut padded = vec![0f32; ph * pw + kw - 1];
+        let mut full = vec![0f32; if g.stride == 1 { oh * pw } else { 0 }];
+        let planes = input.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow));
+        for (index, (plane, out_plane)) in planes.enumerate() {
+            let channel = index % g.channels;
+            for (row, src) in plane.chunks_exact(w).enumerate() {
+                let start = (row + g.pad[0]) * pw + g.pad[1];
+                padded[start..start + w].copy_from_slice(src);
+            }
+            dispatch(
+                self.isa,
+                Planar {
+                    padded: &padded,
+                    padded_width: pw,
+                    taps: &self.weights[channel * kh * kw..(channel + 1) * kh * kw],
+                    kernel: g.kernel,
+                    stride: g.stride,
+                    bias: self.bias[channel],
+                    out: out_plane,
+                    width: ow,
+                    full: &mut full,
+                },
+            );
+        }
+    }
+
+    fn run_channels_last(&self, input: &[f32], out: &mut [f32]) {
+        let g = &self.geometry;
+        let c = g.channels;
+        let ([h, w], [oh, ow], [ph, pw]) = (g.input, self.output, g.padded());
+        let mut padded = vec![0f32; ph * pw * c];
+        let images = input
+            .chunks_exact(h * w * c)
+            .zip(out.chunks_exact_mut(oh * ow * c));
+        for (image, out_image) in images {
+            for (row, src) in image.chunks_exact(w * c).enumerate() {
+                let start = ((row + g.pad[0]) * pw + g.pad[1]) * c;
+                padded[start..start + w * c].copy_from_slice(src);
+            }
+            dispatch(
+                self.isa,
+                Interleaved {
+                    padded: &padded,
+                    padded_width: pw,
+                    channels: c,
+                    taps: &self.weights,
+                    kernel: g.kernel,
+                    stride: g.stride,
+                    bias: &self.bias,
+                    out: out_image,
+                    width: ow,
+                },
+            );
+        }
+    }
+}
+
+/// `a * b + c`, fused where the instruction set has it.
+trait MulAdd {
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// One rounding (FMA, NEON's FMLA).
+struct Fused;
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+/// Multiply, then add (x86-64 baseline has no fused multiply-add; `f32::mul_add` would call
+/// the C library there).
+struct Separate;
+impl MulAdd for Separate {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+/// Loops compiled once per instruction set: `run` is inlined into [`dispatch`]'s
+/// per-instruction-set functions.
+trait Loops {
+    fn run<M: MulAdd>(self);
+}
+
+/// Runs `loops` compiled for `isa`.
+#[allow(unsafe_code)]
+fn dispatch<L: Loops>(isa: Isa, loops: L) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx512` comes from `Isa::detect`, which found AVX-512F and FMA on this
+        // CPU (or from a test that checked the same).
+        Isa::Avx512 => unsafe { x86::avx512(loops) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX2 and FMA.
+        Isa::Avx2Fma => unsafe { x86::avx2(loops) },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => loops.run::<Fused>(),
+        _ => loops.run::<Separate>(),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Fused, Loops};
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) fn avx512<L: Loops>(loops: L) {
+        loops.run::<Fused>()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn avx2<L: Loops>(loops: L) {
+        loops.run::<Fused>()
+    }
+}
+
+/// One channel's plane, zero-bordered, and where its output goes.
+struct Planar<'a> {
+    padded: &'a [f32],
+    padded_width: usize,
+    taps: &'a [f32],
+    kernel: [usize; 2],
+    stride: usize,
+    bias: f32,
+    out: &'a mut [f32],
+    width: usize,
+    /// Scratch of `oh * padded_width` points at stride 1, empty otherwise.
+    full: &'a mut [f32],
+}
+
+impl Loops for Planar<'_> {
+    /// At stride 1, output point `(y, x)` reads the padded plane from flat index
+    /// `y * padded_width + x` on, so the rows computed at the padded width are one flat loop
+    /// over the whole plane (the last `kw - 1` points of each row are computed and dropped);
+    /// at other strides, row by row.
+    #[inline(always)]
+    fn run<M: MulAdd>(self) {
+        if self.stride != 1 {
+            return strided_rows::<M>(self);
+        }
+        let pw = self.padded_width;
+        let [kh, kw] = self.kernel;
+        let full = self.full;
+        let n = full.len();
+        if kh == 3 && kw == 3 {
+            nine_taps::<M>(full, self.padded, pw, self.taps, self.bias);
+        } else {
+            full.fill(self.bias);
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let offset = ky * pw + kx;
+                    let tap = self.taps[ky * kw + kx];
+                    let src = &self.padded[offset..offset + n];
+                    for (o, &v) in full.iter_mut().zip(src) {
+                        *o = M::mul_add(tap, v, *o);
+                    }
+                }
+            }
+        }
+        for (dst, src) in self
+            .out
+            .chunks_exact_mut(self.width)
+            .zip(full.chunks_exact(pw))
+        {
+            dst.copy_from_slice(&src[..self.width]);
+        }
+    }
+}
+
+/// `full[i] = bias + sum of taps[ky * 3 + kx] * padded[i + ky * pw + kx]`, all nine taps in
+/// one pass (nine loads, nine multiply-adds and two adds, one store per point).
+#[inline(always)]
+fn nine_taps<M: MulAdd>(full: &mut [f32], padded: &[f32], pw: usize, taps: &[f32], bias: f32) {
+    let n = full.len();
+    let at = |offset: usize| &padded[offset..offset + n];
+    let (a0, a1, a2) = (at(0), at(1), at(2));
+    let (b0, b1, b2) = (at(pw), at(pw + 1), at(pw + 2));
+    let (c0, c1, c2) = (at(2 * pw), at(2 * pw + 1), at(2 * pw + 2));
+    let t: [f32; 9] = [
+        taps[0], taps[1], taps[2], taps[3], taps[4], taps[5], taps[6], taps[7], taps[8],
+    ];
+    for i in 0..n {
+        // Three independent chains, one per kernel row, so consecutive points overlap in the
+        // CPU instead of waiting on one nine-long chain of multiply-adds.
+        let top = M::mul_add(
+            t[2],
+            a2[i],
+            M::mul_add(t[1], a1[i], M::mul_add(t[0], a0[i], bias)),
+        );
+        let mid = M::mul_add(t[5], b2[i], M::mul_add(t[4], b1[i], t[3] * b0[i]));
+        let low = M::mul_add(t[8], c2[i], M::mul_add(t[7], c1[i], t[6] * c0[i]));
+        full[i] = top + (mid + low);
+    }
+}
+
+/// Stride 2 and up: every output row is the bias plus each tap times its strided input row.
+#[inline(always)]
+fn strided_rows<M: MulAdd>(p: Planar) {
+    let [kh, kw] = p.kernel;
+    let (stride, pw) = (p.stride, p.padded_width);
+    for (y, row) in p.out.chunks_exact_mut(p.width).enumerate() {
+        row.fill(p.bias);
+        for ky in 0..kh {
+            let start = (y * stride + ky) * pw;
+            let line = &p.padded[start..start + pw];
+            for (kx, &tap) in p.taps[ky * kw..(ky + 1) * kw].iter().enumerate() {
+                let src = line[kx..].iter().step_by(stride);
+                for (o, &v) in row.iter_mut().zip(src) {
+                    *o = M::mul_add(tap, v, *o);
+                }
+            }
+        }
+    }
+}
+
+/// All channels of one image, channels-last and zero-bordered, and where its output goes.
+struct Interleaved<'a> {
+    padded: &'a [f32],
+    padded_width: usize,
+    channels: usize,
+    /// `[kh, kw, C]`.
+    taps: &'a [f32],
+    kernel: [usize; 2],
+    stride: usize,
+    bias: &'a [f32],
+    out: &'a mut [f32],
+    width: usize,
+}
+
+/// Channels one block of [`Interleaved`] keeps in registers.
+const BLOCK: usize = 16;
+
+impl Loops for Interleaved<'_> {
+    /// Output point by output point, [`BLOCK`] channels at a time held in registers across
+    /// all taps (two loads and one multiply-add per channel and tap), the rest one by one.
+    #[inline(always)]
+    fn run<M: MulAdd>(self) {
+        let c = self.channels;
+        let [kh, kw] = self.kernel;
+        let (stride, pw, width) = (self.stride, self.padded_width, self.width);
+        for (point, out) in self.out.chunks_exact_mut(c).enumerate() {
+            let (y, x) = (point / width, point % width);
+            let tap_input = |ky: usize, kx: usize| ((y * stride + ky) * pw + x * stride + kx) * c;
+            let mut first = 0;
+            while first + BLOCK <= c {
+                let mut acc = [0f32; BLOCK];
+                acc.copy_from_slice(&self.bias[first..first + BLOCK]);
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let at = tap_input(ky, kx) + first;
+                        let src = &self.padded[at..at + BLOCK];
+                        let tap = (ky * kw + kx) * c + first;
+                        let w = &self.taps[tap..tap + BLOCK];
+                        for j in 0..BLOCK {
+                            acc[j] = M::mul_add(w[j], src[j], acc[j]);
+                        }
+                    }
+                }
+                out[first..first + BLOCK].copy_from_slice(&acc);
+                first += BLOCK;
+            }
+            for (ch, o) in out.iter_mut().enumerate().skip(first) {
+                let mut acc = self.bias[ch];
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let w = self.taps[(ky * kw + kx) * c + ch];
+                        acc = M::mul_add(w, self.padded[tap_input(ky, kx) + ch], acc);
+                    }
+                }
+                *o = acc;
+            }
+        }
+    }
+}
+
+// tract compares operators to merge equal nodes; weights compare by value (two nodes with NaN
+// weights would only stay unmerged).
+impl Eq for DepthwiseConv {}
+
+impl Op for DepthwiseConv {
+    fn name(&self) -> StaticName {
+        "EmotionDepthwiseConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let g = &self.geometry;
+        Ok(vec![format!(
+            "{} channels, {}x{} kernel, stride {}, pad {:?}, {} loops",
+            g.channels,
+            g.kernel[0],
+            g.kernel[1],
+            g.stride,
+            g.pad,
+            self.isa.name()
+        )])
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for DepthwiseConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let view = input.to_plain_array_view::<f32>()?;
+        let mut shape = view.shape().to_vec();
+        let rank = shape.len();
+        ensure!(rank == 3 || rank == 4, "depthwise input of rank {rank}");
+        let batch = if rank == 4 { shape[0] } else { 1 };
+        let [a, b, c] = [shape[rank - 3], shape[rank - 2], shape[rank - 1]];
+        let output = self.run(view.into_shape_with_order((batch, a, b, c))?)?;
+        let [y, x] = self.geometry.spatial_axes(rank);
+        [shape[y], shape[x]] = self.output;
+        let output = output.into_shape_with_order(tract_ndarray::IxDyn(&shape))?;
+        Ok(tvec!(output.into_tensor().into_tvalue()))
+    }
+}
+
+impl TypedOp for DepthwiseConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let input = inputs
+            .first()
+            .ok_or_else(|| format_err!("depthwise convolution without an input"))?;
+        let rank = input.rank();
+        ensure!(rank == 3 || rank == 4, "depthwise input of rank {rank}");
+        let mut shape: TVec<TDim> = input.shape.iter().cloned().collect();
+        let [y, x] = self.geometry.spatial_axes(rank);
+        shape[y] = self.output[0].into();
+        shape[x] = self.output[1].into();
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let g = &self.geometry;
+        let images = inputs
+            .first()
+            .map(|f| f.shape.volume())
+            .unwrap_or_else(|| 1.into())
+            / (g.channels * g.input[0] * g.input[1]);
+        let per_image = g.channels * self.output[0] * self.output[1] * g.kernel[0] * g.kernel[1];
+        Ok(tvec!((Cost::FMA(f32::datum_type()), images * per_image)))
+    }
+
+    as_op!();
+}
+
+/// The `DepthwiseConv` that computes `node` (a tract `Conv`) on this model, if it is one we
+/// run: f32, group per channel, 2D (`NCHW`, `CHW`, `NHWC` or `HWC`), no dilation, constant
+/// weights and bias, a known input size.
+fn replacement(model: &TypedModel, node: &TypedNode, isa: Isa) -> Option<DepthwiseConv> {
+    let conv = node.op_as::<Conv>()?;
+    let spec = &conv.pool_spec;
+    if conv.q_params.is_some()
+        || spec.kernel_shape.len() != 2
+        || spec.dilations().iter().any(|&d| d != 1)
+        || node.inputs.len() != 3
+    {
+        return None;
+    }
+    let input = model.outlet_fact(node.inputs[0]).ok()?;
+    if input.datum_type != f32::datum_type() {
+        return None;
+    }
+    let shape = input.shape.as_concrete()?;
+    let channels_last = spec.data_format.c_is_last();
+    let (channels, h, w) = match (spec.data_format, shape) {
+        (DataFormat::NCHW, &[_, c, h, w]) | (DataFormat::CHW, &[c, h, w]) => (c, h, w),
+        (DataFormat::NHWC, &[_, h, w, c]) | (DataFormat::HWC, &[h, w, c]) => (c, h, w),
+        _ => return None,
+    };
+    if conv.group != channels || spec.input_channels != channels || spec.output_channels != channels
+    {
+        return None;
+    }
+    let strides = spec.strides();
+    let stride = strides[0];
+    if strides.iter().any(|&s| s != stride) {
+        return None;
+    }
+    let [kh, kw] = [spec.kernel_shape[0], spec.kernel_shape[1]];
+    let padding = spec
+        .padding
+        .compute(&[h, w], &[kh, kw], &[1, 1], &[stride, stride]);
+    let pad = [
+        padding[0].pad_before,
+        padding[1].pad_before,
+        padding[0].pad_after,
+        padding[1].pad_after,
+    ];
+    let kernel = model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?;
+    let bias = model.outlet_fact(node.inputs[2]).ok()?.konst.clone()?;
+    let kernel = kernel.cast_to::<f32>().ok()?;
+    let kernel = kernel.to_plain_array_view::<f32>().ok()?;
+    if kernel.ndim() != 4 {
+        return None;
+    }
+    let kernel = match conv.kernel_fmt {
+        // [C, 1, kh, kw] and [C, kh, kw, 1]: one channel's taps after another.
+        KernelFormat::OIHW | KernelFormat::OHWI => kernel,
+        // [kh, kw, 1, C]: to [C, 1, kh, kw].
+        KernelFormat::HWIO => kernel.permuted_axes(vec![3, 2, 0, 1]),
+    };
+    let weights: Vec<f32> = kernel.iter().copied().collect();
+    let bias = bias.cast_to::<f32>().ok()?;
+    let bias: Vec<f32> = bias
+        .to_plain_array_view::<f32>()
+        .ok()?
+        .iter()
+        .copied()
+        .collect();
+    let bias = match bias.len() {
+        1 => vec![bias[0]; channels],
+        _ => bias,
+    };
+    let geometry = Geometry {
+        channels,
+        input: [h, w],
+        kernel: [kh, kw],
+        stride,
+        pad,
+        channels_last,
+    };
+    let op = DepthwiseConv::new(geometry, weights, bias, isa)?;
+    let computed = model
+        .outlet_fact(node.id.into())
+        .ok()?
+        .shape
+        .as_concrete()?;
+    if computed.len() != shape.len() {
+        return None;
+    }
+    let [y, x] = geometry.spatial_axes(computed.len());
+    ([computed[y], computed[x]] == op.output).then_some(op)
+}
+
+/// Whether [`into_plan`] puts [`DepthwiseConv`] in (not when
+/// `EMOTION_EDGE_KERNEL_CHOICE=tract`).
+pub fn enabled() -> bool {
+    std::env::var(crate::kernel_choice::OPT_OUT_VARIABLE).as_deref() != Ok("tract")
+}
+
+/// Puts [`DepthwiseConv`] in place of every convolution it computes in `model` (decluttered)
+/// and returns how many it replaced.
+pub fn replace_depthwise(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let node = &model.nodes[id];
+        let Some(op) = replacement(model, node, isa) else {
+            continue;
+        };
+        let mut patch = TypedModelPatch::default();
+        let input = patch.tap_model(model, node.inputs[0])?;
+        let output = patch.wire_node(&node.name, op, &[input])?[0];
+        patch.shunt_outside(model, id.into(), output)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
+/// Declutters `model`, puts our depthwise convolutions in (unless [`enabled`] says not) and
+/// optimises the rest with tract: what the classifier and BlazeFace load through.
+pub fn into_plan(model: TypedModel) -> TractResult<TypedModel> {
+    let mut model = model.into_decluttered()?;
+    if enabled() {
+        replace_depthwise(&mut model, Isa::detect())?;
+    }
+    model.into_optimized()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition, one point at a time.
+    fn reference(g: &Geometry, input: &[f32], weights: &[f32], bias: &[f32]) -> Vec<f32> {
+        let [oh, ow] = g.output().expect("geometry");
+        let [h, w] = g.input;
+        let [kh, kw] = g.kernel;
+        let mut out = Vec::new();
+        for c in 0..g.channels {
+            for y in 0..oh {
+                for x in 0..ow {
+                    let mut sum = f64::from(bias[c]);
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (y * g.stride + ky) as isize - g.pad[0] as isize;
+                            let ix = (x * g.stride + kx) as isize - g.pad[1] as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            let v = input[(c * h + iy as usize) * w + ix as usize];
+                            sum += f64::from(v) * f64::from(weights[(c * kh + ky) * kw + kx]);
+                        }
+                    }
+                    out.push(sum as f32);
+                }
+            }
+        }
+        out
+    }
+
+    fn values(count: usize, seed: u32) -> Vec<f32> {
+        (0..count)
+            .map(|i| {
+                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (v % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn isas() -> Vec<Isa> {
+        let mut isas = vec![Isa::Baseline];
+        if Isa::detect() != Isa::Baseline {
+            isas.push(Isa::detect());
+        }
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() == Isa::Avx512 {
+            isas.push(Isa::Avx2Fma);
+        }
+        isas
+    }
+
+    #[test]
+    fn matches_the_definition_on_every_geometry_layout_and_isa() {
+        let geometries = [
+            ([3, 3], 1, [1, 1, 1, 1], [7, 9], 3),
+            ([3, 3], 2, [0, 0, 1, 1], [8, 8], 3),
+            ([3, 3], 2, [1, 1, 1, 1], [9, 7], 3),
+            ([5, 5], 1, [2, 2, 2, 2], [6, 11], 3),
+            ([3, 3], 1, [0, 0, 0, 0], [5, 40], 3),
+            ([1, 2], 1, [0, 0, 0, 1], [3, 3], 3),
+            // Channels-last blocks of 16 and a remainder.
+            ([3, 3], 1, [1, 1, 1, 1], [5, 6], 37),
+            ([3, 3], 2, [0, 0, 1, 1], [6, 6], 32),
+        ];
+        for (kernel, stride, pad, input, channels) in geometries {
+            let [h, w] = input;
+            let image = channels * h * w;
+            let x = values(2 * image, 1);
+            let weights = values(channels * kernel[0] * kernel[1], 2);
+            let bias = values(channels, 3);
+            for channels_last in [false, true] {
+                let g = Geometry {
+                    channels,
+                    input,
+                    kernel,
+                    stride,
+                    pad,
+                    channels_last,
+                };
+                let [oh, ow] = g.output().expect("geometry");
+                let mut want = reference(&g, &x[..image], &weights, &bias);
+                want.extend(reference(&g, &x[image..], &weights, &bias));
+                for isa in isas() {
+                    let op = DepthwiseConv::new(g, weights.clone(), bias.clone(), isa).expect("op");
+                    let chw = ArrayView4::from_shape((2, channels, h, w), &x).expect("view");
+                    let got = if channels_last {
+                        let hwc = chw.permuted_axes([0, 2, 3, 1]);
+                        let hwc = hwc.as_standard_layout();
+                        let out = op.run(hwc.view()).expect("run");
+                        out.permuted_axes([0, 3, 1, 2])
+                            .iter()
+                            .copied()
+                            .collect::<Vec<_>>()
+                    } else {
+                        op.run(chw).expect("run").iter().copied().collect()
+                    };
+                    assert_eq!(got.len(), 2 * channels * oh * ow, "{g:?}");
+                    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                        assert!((a - b).abs() < 1e-5, "{g:?} {isa:?} point {i}: {a} vs {b}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `[1, 4, 12, 10]` -> depthwise 3x3 pad 1 -> Relu -> depthwise 3x3 stride 2 pad 1 ->
+    /// a 1x1 convolution to 2 channels (not depthwise), as ONNX.
+    fn separable_onnx() -> Vec<u8> {
+        use crate::testkit::{int, ints, node, tensor, value_info};
+        use prost::Message;
+        use tract_onnx::pb;
+        let dim = pb::tensor_shape_proto::dimension::Value::DimValue;
+        let graph = pb::GraphProto {
+            name: "separable".into(),
+            node: vec![
+                node(
+                    "Conv",
+                    &["input", "dw1_w", "dw1_b"],
+                    &["dw1"],
+                    vec![int("group", 4), ints("pads", &[1, 1, 1, 1])],
+                ),
+                node("Relu", &["dw1"], &["relu"], vec![]),
+                node(
+                    "Conv",
+                    &["relu", "dw2_w", "dw2_b"],
+                    &["dw2"],
+                    vec![
+                        int("group", 4),
+                        ints("pads", &[1, 1, 1, 1]),
+                        ints("strides", &[2, 2]),
+                    ],
+                ),
+                node("Conv", &["dw2", "pw_w", "pw_b"], &["output"], vec![]),
+            ],
+            initializer: vec![
+                tensor("dw1_w", &[4, 1, 3, 3], values(36, 4)),
+                tensor("dw1_b", &[4], values(4, 5)),
+                tensor("dw2_w", &[4, 1, 3, 3], values(36, 6)),
+                tensor("dw2_b", &[4], values(4, 7)),
+                tensor("pw_w", &[2, 4, 1, 1], values(8, 8)),
+                tensor("pw_b", &[2], values(2, 9)),
+            ],
+            input: vec![value_info("input", vec![dim(1), dim(4), dim(12), dim(10)])],
+            output: vec![value_info("output", vec![dim(1), dim(2), dim(6), dim(5)])],
+            ..Default::default()
+        };
+        pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            graph: Some(graph),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn replaces_the_depthwise_convolutions_of_a_model_and_keeps_its_values() {
+        let onnx = separable_onnx();
+        let decluttered = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .expect("model");
+        let mut ours = decluttered.clone();
+        let replaced = replace_depthwise(&mut ours, Isa::detect()).expect("replace");
+        assert_eq!(replaced, 2, "both depthwise convolutions, not the 1x1 one");
+        let ours = ours.into_optimized().expect("optimise");
+        let count = ours
+            .nodes
+            .iter()
+            .filter(|n| n.op_is::<DepthwiseConv>())
+            .count();
+        assert_eq!(count, 2, "still in the optimised plan");
+        let theirs = decluttered.into_optimized().expect("optimise");
+        assert!(!theirs.nodes.iter().any(|n| n.op_is::<DepthwiseConv>()));
+        let input = values(4 * 12 * 10, 10);
+        let run = |model: TypedModel| -> Vec<f32> {
+            let tensor = Tensor::from_shape(&[1, 4, 12, 10], &input).expect("input");
+            let out = model
+                .into_runnable()
+                .and_then(|p| p.run(tvec!(tensor.into())))
+                .expect("run");
+            out[0]
+                .to_plain_array_view::<f32>()
+                .expect("f32")
+                .iter()
+                .copied()
+                .collect()
+        };
+        let (a, b) = (run(ours), run(theirs));
+        assert_eq!(a.len(), 2 * 6 * 5);
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() < 1e-5, "output {i}: ours {x}, tract {y}");
+        }
+    }
+
+    #[test]
+    fn refuses_sizes_that_do_not_agree() {
+        let g = Geometry {
+            channels: 2,
+            input: [4, 4],
+            kernel: [3, 3],
+            stride: 1,
+            pad: [0; 4],
+            channels_last: false,
+        };
+        assert!(DepthwiseConv::new(g, vec![0.0; 18], vec![0.0; 2], Isa::Baseline).is_some());
+        assert!(DepthwiseConv::new(g, vec![0.0; 17], vec![0.0; 2], Isa::Baseline).is_none());
+        assert!(DepthwiseConv::new(g, vec![0.0; 18], vec![0.0; 3], Isa::Baseline).is_none());
+        let too_big = Geometry {
+            kernel: [5, 5],
+            ..g
+        };
+        assert!(DepthwiseConv::new(too_big, vec![0.0; 50], vec![0.0; 2], Isa::Baseline).is_none());
+        let op = DepthwiseConv::new(g, vec![0.0; 18], vec![0.0; 2], Isa::Baseline).expect("op");
+        let wrong = vec![0.0; 3 * 16];
+        let view = ArrayView4::from_shape((1, 3, 4, 4), &wrong).expect("view");
+        assert!(op.run(view).is_err());
+    }
+}
