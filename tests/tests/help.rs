@@ -61,7 +61,7 @@ fn devices_with(env: &[(&str, &str)]) -> String {
 }
 
 #[test]
-fn devices_describes_the_cpu_and_its_matrix_kernels() {
+fn devices_describes_the_cpu_and_its_kernels() {
     let out = devices_with(&[]);
     let cpu: Vec<&str> = out.lines().filter(|l| l.starts_with("CPU: ")).collect();
     assert!(
@@ -73,10 +73,19 @@ fn devices_describes_the_cpu_and_its_matrix_kernels() {
         cpu.iter().any(|l| l.starts_with("CPU: matrix kernels: ")),
         "no matrix-kernel line:\n{out}"
     );
+    assert!(
+        cpu.iter()
+            .any(|l| l.starts_with("CPU: depthwise convolutions: emotion-edge's (")),
+        "no line for our depthwise convolution:\n{out}"
+    );
     // The opt-out reaches the binary: every choice is tract's.
     let out = devices_with(&[("EMOTION_EDGE_KERNEL_CHOICE", "tract")]);
     assert!(
         out.contains("CPU: matrix kernels: tract's own choice"),
         "EMOTION_EDGE_KERNEL_CHOICE=tract not honoured:\n{out}"
+    );
+    assert!(
+        out.contains("CPU: depthwise convolutions: tract's"),
+        "EMOTION_EDGE_KERNEL_CHOICE=tract does not reach the depthwise convolution:\n{out}"
     );
 }

@@ -317,6 +317,11 @@ impl fmt::Display for BenchReport {
             "tract matrix kernels: {}",
             crate::kernel_choice::describe()
         )?;
+        writeln!(
+            f,
+            "depthwise convolutions: {}",
+            crate::depthwise::describe()
+        )?;
         let m = self.model_only;
         writeln!(
             f,

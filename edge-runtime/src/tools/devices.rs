@@ -24,7 +24,8 @@ pub struct Devices {
     pub seeta_built_in: bool,
     /// The BlazeFace models at their install location: one line each (variant, path, state).
     pub blazeface: Vec<String>,
-    /// The CPU as tract's kernels see it, and which matrix kernels run small products.
+    /// The CPU as tract's kernels see it, which matrix kernels run small products and whose
+    /// depthwise convolution runs.
     pub cpu: Vec<String>,
 }
 
@@ -71,6 +72,7 @@ pub fn find() -> Devices {
         cpu: vec![
             crate::kernel_choice::cpu_summary(),
             format!("matrix kernels: {}", crate::kernel_choice::describe()),
+            format!("depthwise convolutions: {}", crate::depthwise::describe()),
         ],
     }
 }
