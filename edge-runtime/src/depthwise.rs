@@ -56,20 +56,29 @@ pub enum Isa {
 impl Isa {
     /// The best this CPU runs.
     pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let fma = std::arch::is_x86_feature_detected!("fma");
-            if fma && std::arch::is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
+        [Isa::Avx512, Isa::Avx2Fma, Isa::Neon]
+            .into_iter()
+            .find(|isa| isa.available())
+            .unwrap_or(Isa::Baseline)
+    }
+
+    /// Whether this CPU runs these loops.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("fma")
             }
-            if fma && std::arch::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2Fma;
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
             }
-        }
-        if cfg!(target_arch = "aarch64") {
-            Isa::Neon
-        } else {
-            Isa::Baseline
+            Isa::Neon => cfg!(target_arch = "aarch64"),
+            Isa::Baseline => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
     }
 
@@ -155,13 +164,17 @@ pub struct DepthwiseConv {
 
 impl DepthwiseConv {
     /// A convolution of `geometry` with `weights` (`[C, kh, kw]`) and `bias` (`[C]`), run with
-    /// `isa`'s loops, or `None` if the sizes do not agree or the kernel does not fit.
+    /// `isa`'s loops, or `None` if the sizes do not agree, the kernel does not fit or this CPU
+    /// does not run `isa` ([`Isa::available`]).
     pub fn new(
         geometry: Geometry,
         weights: Vec<f32>,
         bias: Vec<f32>,
         isa: Isa,
     ) -> Option<DepthwiseConv> {
+        if !isa.available() {
+            return None;
+        }
         let output = geometry.output()?;
         let [kh, kw] = geometry.kernel;
         let c = geometry.channels;
@@ -314,14 +327,16 @@ trait Loops {
 fn dispatch<L: Loops>(isa: Isa, loops: L) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx512` comes from `Isa::detect`, which found AVX-512F and FMA on this
-        // CPU (or from a test that checked the same).
+        // SAFETY: every `isa` reaching here is a `DepthwiseConv`'s, and `DepthwiseConv::new`
+        // takes `Isa::Avx512` only where `Isa::available` found AVX-512F and FMA on this CPU.
         Isa::Avx512 => unsafe { x86::avx512(loops) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for AVX2 and FMA.
         Isa::Avx2Fma => unsafe { x86::avx2(loops) },
+        // One build of the loops on aarch64, whose baseline has NEON and fused multiply-add.
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => loops.run::<Fused>(),
+        _ => loops.run::<Fused>(),
+        #[cfg(not(target_arch = "aarch64"))]
         _ => loops.run::<Separate>(),
     }
 }
@@ -752,15 +767,10 @@ mod tests {
     }
 
     fn isas() -> Vec<Isa> {
-        let mut isas = vec![Isa::Baseline];
-        if Isa::detect() != Isa::Baseline {
-            isas.push(Isa::detect());
-        }
-        #[cfg(target_arch = "x86_64")]
-        if Isa::detect() == Isa::Avx512 {
-            isas.push(Isa::Avx2Fma);
-        }
-        isas
+        [Isa::Avx512, Isa::Avx2Fma, Isa::Neon, Isa::Baseline]
+            .into_iter()
+            .filter(|isa| isa.available())
+            .collect()
     }
 
     #[test]
@@ -912,7 +922,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_sizes_that_do_not_agree() {
+    fn refuses_sizes_that_do_not_agree_and_loops_the_cpu_lacks() {
         let g = Geometry {
             channels: 2,
             input: [4, 4],
@@ -922,6 +932,12 @@ mod tests {
             channels_last: false,
         };
         assert!(DepthwiseConv::new(g, vec![0.0; 18], vec![0.0; 2], Isa::Baseline).is_some());
+        // Loops this CPU cannot run are refused, never called.
+        for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Neon] {
+            let op = DepthwiseConv::new(g, vec![0.0; 18], vec![0.0; 2], isa);
+            assert_eq!(op.is_some(), isa.available(), "{isa:?}");
+        }
+        assert!(Isa::detect().available());
         assert!(DepthwiseConv::new(g, vec![0.0; 17], vec![0.0; 2], Isa::Baseline).is_none());
         assert!(DepthwiseConv::new(g, vec![0.0; 18], vec![0.0; 3], Isa::Baseline).is_none());
         let too_big = Geometry {
