@@ -30,7 +30,9 @@
 //! place of every f32 group-per-channel 2D convolution with constant weights and no
 //! dilation, in either layout tract gave it, then lets tract optimise the rest.
 //! `EMOTION_EDGE_KERNEL_CHOICE=tract` ([`crate::kernel_choice::OPT_OUT_VARIABLE`]) leaves
-//! them to tract, for comparing the two.
+//! them to tract, for comparing the two. Only x86_64 builds do this ([`IN_THIS_BUILD`]): on
+//! aarch64 tract has NEON depthwise kernels, ours is unmeasured against them, and the aarch64
+//! binary has no room for it within 20 MB. The loops and their tests build on every target.
 
 use std::sync::Arc;
 
@@ -203,7 +205,7 @@ impl DepthwiseConv {
         let [c, h, w] = g.image_shape();
         let image = c * h * w;
         ensure!(
-            image > 0 && !input.is_empty() && input.len() % image == 0,
+            image > 0 && !input.is_empty() && input.len().is_multiple_of(image),
             "depthwise convolution of {:?} images got {} values",
             g.image_shape(),
             input.len()
@@ -669,17 +671,25 @@ fn replacement(model: &TypedModel, node: &TypedNode, isa: Isa) -> Option<Depthwi
     ([computed[y], computed[x]] == op.output).then_some(op)
 }
 
-/// Whether [`into_plan`] puts [`DepthwiseConv`] in (not when
-/// `EMOTION_EDGE_KERNEL_CHOICE=tract`).
+/// Whether this build puts [`DepthwiseConv`] in at all: on x86_64, where tract's own is weakest
+/// (measured). On aarch64 tract has NEON depthwise kernels of its own and ours has not been
+/// measured against them on a device; leaving it out there also keeps the aarch64 binary
+/// within its 20 MB (with it, 20,008,000 bytes on 2026-12-07).
+pub const IN_THIS_BUILD: bool = cfg!(target_arch = "x86_64");
+
+/// Whether [`into_plan`] puts [`DepthwiseConv`] in: in this build ([`IN_THIS_BUILD`]) and not
+/// `EMOTION_EDGE_KERNEL_CHOICE=tract`.
 pub fn enabled() -> bool {
-    std::env::var(crate::kernel_choice::OPT_OUT_VARIABLE).as_deref() != Ok("tract")
+    IN_THIS_BUILD && std::env::var(crate::kernel_choice::OPT_OUT_VARIABLE).as_deref() != Ok("tract")
 }
 
 /// Which depthwise convolution runs, for `emotion-edge bench` and `devices`:
-/// `emotion-edge's (avx2+fma loops)`, or tract's when opted out.
+/// `emotion-edge's (avx2+fma loops)`, or tract's, and why.
 pub fn describe() -> String {
     if enabled() {
         format!("emotion-edge's ({} loops)", Isa::detect().name())
+    } else if !IN_THIS_BUILD {
+        "tract's (emotion-edge's own is used on x86-64 only)".to_string()
     } else {
         format!("tract's ({}=tract)", crate::kernel_choice::OPT_OUT_VARIABLE)
     }
