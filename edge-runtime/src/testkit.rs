@@ -139,17 +139,7 @@ impl TinyNet {
             output: vec![value_info(output_name, output_dims)],
             ..Default::default()
         };
-        let model = pb::ModelProto {
-            ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
-            producer_name: "emotion-edge testkit".into(),
-            graph: Some(graph),
-            ..Default::default()
-        };
-        model.encode_to_vec()
+        onnx_model(graph)
     }
 
     /// The network's output for a preprocessed input tensor (`C*H*W` floats, NCHW), computed
@@ -309,6 +299,32 @@ pub fn pattern(width: u32, height: u32, format: PixelFormat, salt: u32) -> Vec<u
         }
     }
     out
+}
+
+/// `count` deterministic values in `[-1, 1]`, different for each `seed`.
+#[cfg(test)]
+pub(crate) fn values(count: usize, seed: u32) -> Vec<f32> {
+    (0..count)
+        .map(|i| {
+            let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+            (v % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+/// `graph` as an ONNX model (IR 8, opset 13), encoded.
+pub(crate) fn onnx_model(graph: pb::GraphProto) -> Vec<u8> {
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        producer_name: "emotion-edge testkit".into(),
+        graph: Some(graph),
+        ..Default::default()
+    }
+    .encode_to_vec()
 }
 
 pub(crate) fn node(

@@ -75,8 +75,8 @@ fn devices_describes_the_cpu_and_its_kernels() {
     );
     assert!(
         cpu.iter()
-            .any(|l| l.starts_with("CPU: depthwise convolutions: emotion-edge's (")),
-        "no line for our depthwise convolution:\n{out}"
+            .any(|l| l.starts_with("CPU: depthwise and pointwise convolutions: emotion-edge's (")),
+        "no line for our depthwise and pointwise convolutions:\n{out}"
     );
     // The opt-out reaches the binary: every choice is tract's.
     let out = devices_with(&[("EMOTION_EDGE_KERNEL_CHOICE", "tract")]);
@@ -85,7 +85,7 @@ fn devices_describes_the_cpu_and_its_kernels() {
         "EMOTION_EDGE_KERNEL_CHOICE=tract not honoured:\n{out}"
     );
     assert!(
-        out.contains("CPU: depthwise convolutions: tract's"),
-        "EMOTION_EDGE_KERNEL_CHOICE=tract does not reach the depthwise convolution:\n{out}"
+        out.contains("CPU: depthwise and pointwise convolutions: tract's"),
+        "EMOTION_EDGE_KERNEL_CHOICE=tract does not reach our convolutions:\n{out}"
     );
 }

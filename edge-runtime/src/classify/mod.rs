@@ -156,7 +156,7 @@ impl LoadedModel {
         let optimise = |reason: String| ClassifyError::Optimise { input, reason };
         let plan = catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
             model.set_input_fact(0, f32::fact(input).into())?;
-            let typed = crate::depthwise::into_plan(model.into_typed()?)?;
+            let typed = crate::kernels::into_plan(model.into_typed()?)?;
             let out = typed
                 .output_fact(0)?
                 .shape

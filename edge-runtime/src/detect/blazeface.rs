@@ -276,7 +276,7 @@ impl BlazeFaceModel {
         let plan = catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
             let mut model = tract_onnx::onnx().model_for_read(&mut &bytes[..])?;
             model.set_input_fact(0, f32::fact([1, 3, s, s]).into())?;
-            let typed = crate::depthwise::into_plan(model.into_typed()?)?;
+            let typed = crate::kernels::into_plan(model.into_typed()?)?;
             let shapes: Vec<Option<Vec<usize>>> = (0..typed.outputs.len())
                 .map(|i| {
                     typed

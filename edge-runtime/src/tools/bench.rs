@@ -319,8 +319,8 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "depthwise convolutions: {}",
-            crate::depthwise::describe()
+            "depthwise and pointwise convolutions: {}",
+            crate::kernels::describe()
         )?;
         let m = self.model_only;
         writeln!(

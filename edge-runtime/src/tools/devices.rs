@@ -25,7 +25,7 @@ pub struct Devices {
     /// The BlazeFace models at their install location: one line each (variant, path, state).
     pub blazeface: Vec<String>,
     /// The CPU as tract's kernels see it, which matrix kernels run small products and whose
-    /// depthwise convolution runs.
+    /// depthwise and pointwise convolutions run.
     pub cpu: Vec<String>,
 }
 
@@ -72,7 +72,10 @@ pub fn find() -> Devices {
         cpu: vec![
             crate::kernel_choice::cpu_summary(),
             format!("matrix kernels: {}", crate::kernel_choice::describe()),
-            format!("depthwise convolutions: {}", crate::depthwise::describe()),
+            format!(
+                "depthwise and pointwise convolutions: {}",
+                crate::kernels::describe()
+            ),
         ],
     }
 }

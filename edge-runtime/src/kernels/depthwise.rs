@@ -15,10 +15,8 @@
 //! multiply-adds per point in one pass), computed at the padded width and cut back. Other
 //! strides go row by row. Channels-last, the image is zero-bordered the same way and each
 //! output point's channels are summed 16 at a time in registers over all taps. Those loops
-//! are written for the compiler to vectorise: on aarch64 (NEON and fused multiply-add are
-//! baseline) every build does; on x86_64 the same loops are compiled three times, for
-//! AVX-512, AVX2 with FMA and the x86-64 baseline, and the one the CPU runs is picked when
-//! the model is loaded (`dispatch`, the workspace's second reviewed `unsafe`).
+//! are written for the compiler to vectorise and built once per instruction set
+//! ([`super::isa`]).
 //!
 //! Measured with `emotion-edge bench --profile` and `EMOTION_EDGE_KERNEL_CHOICE=tract` side
 //! by side (AMD EPYC Zen 3, AVX2, 2 cores, one thread, 2,000 runs, twice, 2026-12-07): the
@@ -26,13 +24,9 @@
 //! 32 of 30x30 0.053 -> 0.021, channels-last 64 of 15x15 0.025 -> 0.018), the network alone
 //! 0.80 -> 0.68 ms (min); BlazeFace short range's detect stage 3.18 -> 2.78 ms (min).
 //!
-//! [`into_plan`] is where this happens: it declutters a model, puts [`DepthwiseConv`] in
-//! place of every f32 group-per-channel 2D convolution with constant weights and no
-//! dilation, in either layout tract gave it, then lets tract optimise the rest.
-//! `EMOTION_EDGE_KERNEL_CHOICE=tract` ([`crate::kernel_choice::OPT_OUT_VARIABLE`]) leaves
-//! them to tract, for comparing the two. Only x86_64 builds do this ([`IN_THIS_BUILD`]): on
-//! aarch64 tract has NEON depthwise kernels, ours is unmeasured against them, and the aarch64
-//! binary has no room for it within 20 MB. The loops and their tests build on every target.
+//! [`replace_depthwise`] puts [`DepthwiseConv`] in place of every f32 group-per-channel 2D
+//! convolution with constant weights and no dilation of a decluttered model, in either
+//! layout tract gave it ([`super::into_plan`] calls it).
 
 use std::sync::Arc;
 
@@ -41,58 +35,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-/// The instruction set [`DepthwiseConv`]'s loops are compiled for on this CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Isa {
-    /// x86_64 with AVX-512F and FMA.
-    Avx512,
-    /// x86_64 with AVX2 and FMA.
-    Avx2Fma,
-    /// aarch64: NEON and fused multiply-add are baseline.
-    Neon,
-    /// Whatever the build targets (x86-64 baseline: SSE2, multiply then add).
-    Baseline,
-}
-
-impl Isa {
-    /// The best this CPU runs.
-    pub fn detect() -> Isa {
-        [Isa::Avx512, Isa::Avx2Fma, Isa::Neon]
-            .into_iter()
-            .find(|isa| isa.available())
-            .unwrap_or(Isa::Baseline)
-    }
-
-    /// Whether this CPU runs these loops.
-    pub fn available(self) -> bool {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            Isa::Neon => cfg!(target_arch = "aarch64"),
-            Isa::Baseline => true,
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
-    }
-
-    /// A short name for logs and `emotion-edge bench`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Isa::Avx512 => "avx512",
-            Isa::Avx2Fma => "avx2+fma",
-            Isa::Neon => "neon",
-            Isa::Baseline => "baseline",
-        }
-    }
-}
+use super::isa::{Isa, Loops, MulAdd, dispatch};
 
 /// Geometry of one depthwise convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -282,72 +225,6 @@ impl DepthwiseConv {
     }
 }
 
-/// `a * b + c`, fused where the instruction set has it.
-trait MulAdd {
-    fn mul_add(a: f32, b: f32, c: f32) -> f32;
-}
-
-/// One rounding (FMA, NEON's FMLA).
-struct Fused;
-impl MulAdd for Fused {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
-}
-
-/// Multiply, then add (x86-64 baseline has no fused multiply-add; `f32::mul_add` would call
-/// the C library there). Not built on aarch64, where fused multiply-add is baseline.
-#[cfg(not(target_arch = "aarch64"))]
-struct Separate;
-#[cfg(not(target_arch = "aarch64"))]
-impl MulAdd for Separate {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a * b + c
-    }
-}
-
-/// Loops compiled once per instruction set: `run` is inlined into [`dispatch`]'s
-/// per-instruction-set functions.
-trait Loops {
-    fn run<M: MulAdd>(self);
-}
-
-/// Runs `loops` compiled for `isa`.
-#[allow(unsafe_code)]
-fn dispatch<L: Loops>(isa: Isa, loops: L) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: every `isa` reaching here is a `DepthwiseConv`'s, and `DepthwiseConv::new`
-        // takes `Isa::Avx512` only where `Isa::available` found AVX-512F and FMA on this CPU.
-        Isa::Avx512 => unsafe { x86::avx512(loops) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above, for AVX2 and FMA.
-        Isa::Avx2Fma => unsafe { x86::avx2(loops) },
-        // One build of the loops on aarch64, whose baseline has NEON and fused multiply-add.
-        #[cfg(target_arch = "aarch64")]
-        _ => loops.run::<Fused>(),
-        #[cfg(not(target_arch = "aarch64"))]
-        _ => loops.run::<Separate>(),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::{Fused, Loops};
-
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) fn avx512<L: Loops>(loops: L) {
-        loops.run::<Fused>()
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn avx2<L: Loops>(loops: L) {
-        loops.run::<Fused>()
-    }
-}
-
 /// One channel's plane, zero-bordered, and where its output goes.
 struct Planar<'a> {
     padded: &'a [f32],
@@ -368,7 +245,7 @@ impl Loops for Planar<'_> {
     /// over the whole plane (the last `kw - 1` points of each row are computed and dropped);
     /// at other strides, row by row.
     #[inline(always)]
-    fn run<M: MulAdd>(self) {
+    fn run<M: MulAdd, const LANES: usize>(self) {
         if self.stride != 1 {
             return strided_rows::<M>(self);
         }
@@ -468,7 +345,7 @@ impl Loops for Interleaved<'_> {
     /// Output point by output point, [`BLOCK`] channels at a time held in registers across
     /// all taps (two loads and one multiply-add per channel and tap), the rest one by one.
     #[inline(always)]
-    fn run<M: MulAdd>(self) {
+    fn run<M: MulAdd, const LANES: usize>(self) {
         let c = self.channels;
         let [kh, kw] = self.kernel;
         let (stride, pw, width) = (self.stride, self.padded_width, self.width);
@@ -671,30 +548,6 @@ fn replacement(model: &TypedModel, node: &TypedNode, isa: Isa) -> Option<Depthwi
     ([computed[y], computed[x]] == op.output).then_some(op)
 }
 
-/// Whether this build puts [`DepthwiseConv`] in at all: on x86_64, where tract's own is weakest
-/// (measured). On aarch64 tract has NEON depthwise kernels of its own and ours has not been
-/// measured against them on a device; leaving it out there also keeps the aarch64 binary
-/// within its 20 MB (with it, 20,008,000 bytes on 2026-12-07).
-pub const IN_THIS_BUILD: bool = cfg!(target_arch = "x86_64");
-
-/// Whether [`into_plan`] puts [`DepthwiseConv`] in: in this build ([`IN_THIS_BUILD`]) and not
-/// `EMOTION_EDGE_KERNEL_CHOICE=tract`.
-pub fn enabled() -> bool {
-    IN_THIS_BUILD && std::env::var(crate::kernel_choice::OPT_OUT_VARIABLE).as_deref() != Ok("tract")
-}
-
-/// Which depthwise convolution runs, for `emotion-edge bench` and `devices`:
-/// `emotion-edge's (avx2+fma loops)`, or tract's, and why.
-pub fn describe() -> String {
-    if enabled() {
-        format!("emotion-edge's ({} loops)", Isa::detect().name())
-    } else if !IN_THIS_BUILD {
-        "tract's (emotion-edge's own is used on x86-64 only)".to_string()
-    } else {
-        format!("tract's ({}=tract)", crate::kernel_choice::OPT_OUT_VARIABLE)
-    }
-}
-
 /// Puts [`DepthwiseConv`] in place of every convolution it computes in `model` (decluttered)
 /// and returns how many it replaced.
 pub fn replace_depthwise(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
@@ -714,19 +567,10 @@ pub fn replace_depthwise(model: &mut TypedModel, isa: Isa) -> TractResult<usize>
     Ok(replaced)
 }
 
-/// Declutters `model`, puts our depthwise convolutions in (unless [`enabled`] says not) and
-/// optimises the rest with tract: what the classifier and BlazeFace load through.
-pub fn into_plan(model: TypedModel) -> TractResult<TypedModel> {
-    let mut model = model.into_decluttered()?;
-    if enabled() {
-        replace_depthwise(&mut model, Isa::detect())?;
-    }
-    model.into_optimized()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::values;
     use tract_onnx::prelude::tract_ndarray::ArrayView4;
 
     /// The convolution by its definition, one point at a time.
@@ -755,22 +599,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn values(count: usize, seed: u32) -> Vec<f32> {
-        (0..count)
-            .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (v % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn isas() -> Vec<Isa> {
-        [Isa::Avx512, Isa::Avx2Fma, Isa::Neon, Isa::Baseline]
-            .into_iter()
-            .filter(|isa| isa.available())
-            .collect()
     }
 
     #[test]
@@ -804,7 +632,7 @@ mod tests {
                 let [oh, ow] = g.output().expect("geometry");
                 let mut want = reference(&g, &x[..image], &weights, &bias);
                 want.extend(reference(&g, &x[image..], &weights, &bias));
-                for isa in isas() {
+                for isa in Isa::all_available() {
                     let op = DepthwiseConv::new(g, weights.clone(), bias.clone(), isa).expect("op");
                     let got = if channels_last {
                         let chw = ArrayView4::from_shape((2, channels, h, w), &x).expect("view");
@@ -830,7 +658,6 @@ mod tests {
     /// a 1x1 convolution to 2 channels (not depthwise), as ONNX.
     fn separable_onnx() -> Vec<u8> {
         use crate::testkit::{int, ints, node, tensor, value_info};
-        use prost::Message;
         use tract_onnx::pb;
         let dim = pb::tensor_shape_proto::dimension::Value::DimValue;
         let graph = pb::GraphProto {
@@ -867,16 +694,7 @@ mod tests {
             output: vec![value_info("output", vec![dim(1), dim(2), dim(6), dim(5)])],
             ..Default::default()
         };
-        pb::ModelProto {
-            ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
-            graph: Some(graph),
-            ..Default::default()
-        }
-        .encode_to_vec()
+        crate::testkit::onnx_model(graph)
     }
 
     #[test]
