@@ -312,6 +312,53 @@ pub(crate) fn values(count: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
+/// Asserts `got` and `want` are as long and agree within `tolerance` at every point.
+#[cfg(test)]
+pub(crate) fn assert_close(
+    got: &[f32],
+    want: &[f32],
+    tolerance: f32,
+    what: &dyn std::fmt::Display,
+) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!((a - b).abs() < tolerance, "{what}, point {i}: {a} vs {b}");
+    }
+}
+
+/// The ONNX model `bytes`, typed and decluttered by tract.
+#[cfg(test)]
+pub(crate) fn decluttered(bytes: &[u8]) -> tract_onnx::prelude::TypedModel {
+    use tract_onnx::prelude::*;
+    tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .expect("model")
+}
+
+/// Every output of `model` run on `input` of `shape`, as f32 values.
+#[cfg(test)]
+pub(crate) fn run_model(
+    model: tract_onnx::prelude::TypedModel,
+    shape: &[usize],
+    input: &[f32],
+) -> Vec<Vec<f32>> {
+    use tract_onnx::prelude::*;
+    let tensor = Tensor::from_shape(shape, input).expect("input");
+    let outputs = model
+        .into_runnable()
+        .and_then(|p| p.run(tvec!(tensor.into())))
+        .expect("run");
+    outputs
+        .iter()
+        .map(|o| {
+            let view = o.to_plain_array_view::<f32>().expect("f32");
+            view.iter().copied().collect()
+        })
+        .collect()
+}
+
 /// `graph` as an ONNX model (IR 8, opset 13), encoded.
 pub(crate) fn onnx_model(graph: pb::GraphProto) -> Vec<u8> {
     pb::ModelProto {

@@ -570,7 +570,7 @@ pub fn replace_depthwise(model: &mut TypedModel, isa: Isa) -> TractResult<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::values;
+    use crate::testkit::{assert_close, decluttered, run_model, values};
     use tract_onnx::prelude::tract_ndarray::ArrayView4;
 
     /// The convolution by its definition, one point at a time.
@@ -646,9 +646,7 @@ mod tests {
                         op.run(&x).expect("run")
                     };
                     assert_eq!(got.len(), 2 * channels * oh * ow, "{g:?}");
-                    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                        assert!((a - b).abs() < 1e-5, "{g:?} {isa:?} point {i}: {a} vs {b}");
-                    }
+                    assert_close(&got, &want, 1e-5, &format!("{g:?} {isa:?}"));
                 }
             }
         }
@@ -699,12 +697,7 @@ mod tests {
 
     #[test]
     fn replaces_the_depthwise_convolutions_of_a_model_and_keeps_its_values() {
-        let onnx = separable_onnx();
-        let decluttered = tract_onnx::onnx()
-            .model_for_read(&mut &onnx[..])
-            .and_then(|m| m.into_typed())
-            .and_then(|m| m.into_decluttered())
-            .expect("model");
+        let decluttered = decluttered(&separable_onnx());
         let mut ours = decluttered.clone();
         let replaced = replace_depthwise(&mut ours, Isa::detect()).expect("replace");
         assert_eq!(replaced, 2, "both depthwise convolutions, not the 1x1 one");
@@ -718,24 +711,10 @@ mod tests {
         let theirs = decluttered.into_optimized().expect("optimise");
         assert!(!theirs.nodes.iter().any(|n| n.op_is::<DepthwiseConv>()));
         let input = values(4 * 12 * 10, 10);
-        let run = |model: TypedModel| -> Vec<f32> {
-            let tensor = Tensor::from_shape(&[1, 4, 12, 10], &input).expect("input");
-            let out = model
-                .into_runnable()
-                .and_then(|p| p.run(tvec!(tensor.into())))
-                .expect("run");
-            out[0]
-                .to_plain_array_view::<f32>()
-                .expect("f32")
-                .iter()
-                .copied()
-                .collect()
-        };
-        let (a, b) = (run(ours), run(theirs));
-        assert_eq!(a.len(), 2 * 6 * 5);
-        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!((x - y).abs() < 1e-5, "output {i}: ours {x}, tract {y}");
-        }
+        let a = run_model(ours, &[1, 4, 12, 10], &input);
+        let b = run_model(theirs, &[1, 4, 12, 10], &input);
+        assert_eq!(a[0].len(), 2 * 6 * 5);
+        assert_close(&a[0], &b[0], 1e-5, &"ours against tract's");
     }
 
     #[test]

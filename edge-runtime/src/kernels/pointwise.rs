@@ -235,17 +235,7 @@ impl Product<'_> {
     #[inline(always)]
     fn pixel_rows<M: MulAdd, const ROWS: usize, const COLUMNS: usize>(self) {
         let op = self.op;
-        debug_assert_eq!(
-            pixel_tile(op.isa.lanes()),
-            (ROWS, COLUMNS),
-            "packed for other tiles"
-        );
-        let Shape {
-            inputs,
-            outputs,
-            inner,
-            ..
-        } = op.shape;
+        let (inputs, outputs, inner) = (op.shape.inputs, op.shape.outputs, op.shape.inner);
         let padded = op.bias.len();
         let mut rows = vec![[0f32; ROWS]; inputs];
         for (group, dst) in self.out.chunks_mut(ROWS * outputs).enumerate() {
@@ -282,17 +272,7 @@ impl Product<'_> {
     #[inline(always)]
     fn channel_rows<M: MulAdd, const ROWS: usize, const COLUMNS: usize, const HALF: usize>(self) {
         let op = self.op;
-        debug_assert_eq!(
-            channel_tile(op.isa.lanes()),
-            (ROWS, COLUMNS),
-            "packed for other tiles"
-        );
-        let Shape {
-            inputs,
-            outputs,
-            inner,
-            ..
-        } = op.shape;
+        let (inputs, outputs, inner) = (op.shape.inputs, op.shape.outputs, op.shape.inner);
         // Whole blocks are read where they are; the end of each image is copied into a
         // zero-padded block (and run on a tile half as wide when that is enough: 4 of 36
         // pixels at 6x6). Copying every block first was measured too: no faster on the
@@ -689,7 +669,7 @@ pub fn replace_pointwise(model: &mut TypedModel, isa: Isa) -> TractResult<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{node, tensor, value_info, values};
+    use crate::testkit::{assert_close, decluttered, node, run_model, tensor, value_info, values};
 
     /// The convolution by its definition, in f64, in the output layout of `s`.
     fn reference(s: &Shape, input: &[f32], weights: &[f32], bias: &[f32], relu: bool) -> Vec<f32> {
@@ -747,10 +727,7 @@ mod tests {
                     for isa in Isa::all_available() {
                         let op = PointwiseConv::new(s, &weights, &bias, relu, isa).expect("op");
                         let got = op.run(&x).expect("run");
-                        assert_eq!(got.len(), want.len(), "{s:?}");
-                        for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                            assert!((a - b).abs() < 1e-4, "{s:?} {isa:?} point {i}: {a} vs {b}");
-                        }
+                        assert_close(&got, &want, 1e-4, &format!("{s:?} {isa:?} relu {relu}"));
                     }
                 }
             }
@@ -788,12 +765,7 @@ mod tests {
 
     #[test]
     fn replaces_the_pointwise_convolutions_of_a_model_and_keeps_its_values() {
-        let onnx = pointwise_onnx();
-        let decluttered = tract_onnx::onnx()
-            .model_for_read(&mut &onnx[..])
-            .and_then(|m| m.into_typed())
-            .and_then(|m| m.into_decluttered())
-            .expect("model");
+        let decluttered = decluttered(&pointwise_onnx());
         let mut ours = decluttered.clone();
         let replaced = replace_pointwise(&mut ours, Isa::detect()).expect("replace");
         assert_eq!(replaced, 2);
@@ -809,26 +781,12 @@ mod tests {
         let theirs = decluttered.into_optimized().expect("optimise");
         assert!(!theirs.nodes.iter().any(|n| n.op_is::<PointwiseConv>()));
         let input = values(6 * 9 * 7, 10);
-        let run = |model: TypedModel| -> Vec<Vec<f32>> {
-            let tensor = Tensor::from_shape(&[1, 6, 9, 7], &input).expect("input");
-            let out = model
-                .into_runnable()
-                .and_then(|p| p.run(tvec!(tensor.into())))
-                .expect("run");
-            out.iter()
-                .map(|o| {
-                    let view = o.to_plain_array_view::<f32>().expect("f32");
-                    view.iter().copied().collect()
-                })
-                .collect()
-        };
-        let (a, b) = (run(ours), run(theirs));
+        let a = run_model(ours, &[1, 6, 9, 7], &input);
+        let b = run_model(theirs, &[1, 6, 9, 7], &input);
         assert_eq!(a.len(), 2);
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.len(), 5 * 9 * 7);
-            for (i, (x, y)) in x.iter().zip(y).enumerate() {
-                assert!((x - y).abs() < 1e-5, "output {i}: ours {x}, tract {y}");
-            }
+            assert_close(x, y, 1e-5, &"ours against tract's");
         }
         assert!(
             a[0].iter().any(|&v| v < 0.0),
