@@ -144,23 +144,41 @@ impl DepthwiseConv {
     /// Convolves `input`, whole images of this geometry one after another (`[N, C, H, W]`,
     /// or `[N, H, W, C]` when channels-last), into `[N, C, OH, OW]` (`[N, OH, OW, C]`).
     pub fn run(&self, input: &[f32]) -> TractResult<Vec<f32>> {
+        let mut out = vec![0f32; self.output_len(input.len())?];
+        self.run_into(input, &mut out)?;
+        Ok(out)
+    }
+
+    /// How many values the output of `input_len` input values has, or an error if that is
+    /// not a whole number of images.
+    fn output_len(&self, input_len: usize) -> TractResult<usize> {
         let g = &self.geometry;
         let [c, h, w] = g.image_shape();
         let image = c * h * w;
         ensure!(
-            image > 0 && !input.is_empty() && input.len().is_multiple_of(image),
+            image > 0 && input_len > 0 && input_len.is_multiple_of(image),
             "depthwise convolution of {:?} images got {} values",
             g.image_shape(),
-            input.len()
+            input_len
         );
         let [oh, ow] = self.output;
-        let mut out = vec![0f32; input.len() / image * g.channels * oh * ow];
-        if g.channels_last {
-            self.run_channels_last(input, &mut out);
+        Ok(input_len / image * g.channels * oh * ow)
+    }
+
+    /// [`DepthwiseConv::run`] into `out`, which must hold exactly the output.
+    pub fn run_into(&self, input: &[f32], out: &mut [f32]) -> TractResult<()> {
+        ensure!(
+            out.len() == self.output_len(input.len())?,
+            "depthwise output of {} values for {} input values",
+            out.len(),
+            input.len()
+        );
+        if self.geometry.channels_last {
+            self.run_channels_last(input, out);
         } else {
-            self.run_channels_first(input, &mut out);
+            self.run_channels_first(input, out);
         }
-        Ok(out)
+        Ok(())
     }
 
     fn run_channels_first(&self, input: &[f32], out: &mut [f32]) {
@@ -425,11 +443,12 @@ impl EvalOp for DepthwiseConv {
         let data = view
             .as_slice()
             .ok_or_else(|| format_err!("depthwise input is not contiguous"))?;
-        let output = self.run(data)?;
         let [y, x] = self.geometry.spatial_axes(rank);
         [shape[y], shape[x]] = self.output;
-        let output = tract_ndarray::ArrayD::from_shape_vec(tract_ndarray::IxDyn(&shape), output)?;
-        Ok(tvec!(output.into_tensor().into_tvalue()))
+        // Written straight into tract's tensor: an `ndarray` made into one is copied.
+        let mut output = Tensor::zero::<f32>(&shape)?;
+        self.run_into(data, output.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
+        Ok(tvec!(output.into_tvalue()))
     }
 }
 

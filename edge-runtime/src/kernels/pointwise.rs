@@ -181,6 +181,14 @@ impl PointwiseConv {
     /// Convolves `input` (`[outer, inputs, inner]`) into `[outer, outputs, inner]`, or
     /// `[outer * inner, outputs]` if the output is channels-last.
     pub fn run(&self, input: &[f32]) -> TractResult<Vec<f32>> {
+        let s = &self.shape;
+        let mut out = vec![0f32; s.outer * s.outputs * s.inner];
+        self.run_into(input, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`PointwiseConv::run`] into `out`, which must hold exactly the output.
+    pub fn run_into(&self, input: &[f32], out: &mut [f32]) -> TractResult<()> {
         let Shape {
             outer,
             inputs,
@@ -189,20 +197,20 @@ impl PointwiseConv {
             ..
         } = self.shape;
         ensure!(
-            input.len() == outer * inputs * inner,
-            "pointwise convolution of {outer} x {inputs} x {inner} values got {}",
-            input.len()
+            input.len() == outer * inputs * inner && out.len() == outer * outputs * inner,
+            "pointwise convolution of {outer} x {inputs} x {inner} values got {} in, {} out",
+            input.len(),
+            out.len()
         );
-        let mut out = vec![0f32; outer * outputs * inner];
         dispatch(
             self.isa,
             Product {
                 op: self,
                 input,
-                out: &mut out,
+                out,
             },
         );
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -436,10 +444,10 @@ impl EvalOp for PointwiseConv {
         let data = view
             .as_slice()
             .ok_or_else(|| format_err!("pointwise input is not contiguous"))?;
-        let output = self.run(data)?;
-        let output =
-            tract_ndarray::ArrayD::from_shape_vec(tract_ndarray::IxDyn(&self.output), output)?;
-        Ok(tvec!(output.into_tensor().into_tvalue()))
+        // Written straight into tract's tensor: an `ndarray` made into one is copied.
+        let mut output = Tensor::zero::<f32>(&self.output)?;
+        self.run_into(data, output.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
+        Ok(tvec!(output.into_tvalue()))
     }
 }
 
