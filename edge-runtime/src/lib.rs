@@ -9,8 +9,8 @@
 //! holds what the other subcommands do (classify files, bench, listen, devices). [`clock`] is
 //! time as a device, so tests move it. [`kernel_choice`] tells tract which of its matrix kernels
 //! run our networks' small products on the CPUs where that was measured to matter, and
-//! [`kernels`] holds our own depthwise and pointwise convolutions, which run in place of
-//! tract's.
+//! [`kernels`] holds our own depthwise and pointwise convolutions and max pools, which run in
+//! place of tract's.
 //!
 //! Every device (camera, serial port, display) sits behind a small trait with a real
 //! implementation and an in-memory one for tests. [`testkit`] builds tiny ONNX models and

@@ -74,9 +74,9 @@ fn devices_describes_the_cpu_and_its_kernels() {
         "no matrix-kernel line:\n{out}"
     );
     assert!(
-        cpu.iter()
-            .any(|l| l.starts_with("CPU: depthwise and pointwise convolutions: emotion-edge's (")),
-        "no line for our depthwise and pointwise convolutions:\n{out}"
+        cpu.iter().any(|l| l
+            .starts_with("CPU: depthwise and pointwise convolutions, max pools: emotion-edge's (")),
+        "no line for our depthwise and pointwise convolutions and max pools:\n{out}"
     );
     // The opt-out reaches the binary: every choice is tract's.
     let out = devices_with(&[("EMOTION_EDGE_KERNEL_CHOICE", "tract")]);
@@ -85,7 +85,7 @@ fn devices_describes_the_cpu_and_its_kernels() {
         "EMOTION_EDGE_KERNEL_CHOICE=tract not honoured:\n{out}"
     );
     assert!(
-        out.contains("CPU: depthwise and pointwise convolutions: tract's"),
-        "EMOTION_EDGE_KERNEL_CHOICE=tract does not reach our convolutions:\n{out}"
+        out.contains("CPU: depthwise and pointwise convolutions, max pools: tract's"),
+        "EMOTION_EDGE_KERNEL_CHOICE=tract does not reach our operators:\n{out}"
     );
 }

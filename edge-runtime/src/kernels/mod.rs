@@ -3,8 +3,9 @@
 //!
 //! Both networks the edge runs (the mini-Xception classifier and BlazeFace) are built of
 //! depthwise-separable blocks: a depthwise convolution ([`depthwise`]) and a pointwise (1x1)
-//! one ([`pointwise`]). tract 0.23's kernels for those are built for other shapes (see each
-//! module), and those two layers were most of the gap to onnxruntime. Each is written here as
+//! one ([`pointwise`]), with max pools ([`max_pool`]) where they halve the map. tract 0.23's
+//! kernels for those are built for other shapes (see each module), and those layers were
+//! most of the gap to onnxruntime. Each is written here as
 //! plain loops that the compiler vectorises, built once per instruction set ([`isa`]).
 //!
 //! [`into_plan`] is where they go in: it declutters a model, puts our operators in place of
@@ -16,11 +17,16 @@
 
 pub mod depthwise;
 pub mod isa;
+pub mod max_pool;
 pub mod pointwise;
 
 use tract_onnx::prelude::*;
 
 pub use isa::Isa;
+
+/// What our operators stand in for, as `emotion-edge bench` and `devices` name it before
+/// [`describe`].
+pub const LAYERS: &str = "depthwise and pointwise convolutions, max pools";
 
 /// Whether this build puts our operators in at all: on x86_64, where tract's own are weakest
 /// (measured). On aarch64 tract has NEON kernels of its own and ours have not been measured
@@ -34,7 +40,8 @@ pub fn enabled() -> bool {
     IN_THIS_BUILD && std::env::var(crate::kernel_choice::OPT_OUT_VARIABLE).as_deref() != Ok("tract")
 }
 
-/// Whose depthwise and pointwise convolutions run, for `emotion-edge bench` and `devices`:
+/// Whose depthwise and pointwise convolutions and max pools run, for `emotion-edge bench`
+/// and `devices`:
 /// `emotion-edge's (avx512 loops)`, or tract's, and why.
 pub fn describe() -> String {
     if enabled() {
@@ -46,8 +53,8 @@ pub fn describe() -> String {
     }
 }
 
-/// Declutters `model`, puts our depthwise and pointwise convolutions in (unless [`enabled`]
-/// says not) and optimises the rest with tract: what the classifier and BlazeFace load
+/// Declutters `model`, puts our depthwise and pointwise convolutions and max pools in
+/// (unless [`enabled`] says not) and optimises the rest with tract: what the classifier and BlazeFace load
 /// through.
 pub fn into_plan(model: TypedModel) -> TractResult<TypedModel> {
     let mut model = model.into_decluttered()?;
@@ -55,6 +62,7 @@ pub fn into_plan(model: TypedModel) -> TractResult<TypedModel> {
         let isa = Isa::detect();
         depthwise::replace_depthwise(&mut model, isa)?;
         pointwise::replace_pointwise(&mut model, isa)?;
+        max_pool::replace_max_pool(&mut model, isa)?;
     }
     model.into_optimized()
 }

@@ -319,7 +319,8 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "depthwise and pointwise convolutions: {}",
+            "{}: {}",
+            crate::kernels::LAYERS,
             crate::kernels::describe()
         )?;
         let m = self.model_only;

@@ -25,7 +25,7 @@ pub struct Devices {
     /// The BlazeFace models at their install location: one line each (variant, path, state).
     pub blazeface: Vec<String>,
     /// The CPU as tract's kernels see it, which matrix kernels run small products and whose
-    /// depthwise and pointwise convolutions run.
+    /// depthwise and pointwise convolutions and max pools run.
     pub cpu: Vec<String>,
 }
 
@@ -72,10 +72,7 @@ pub fn find() -> Devices {
         cpu: vec![
             crate::kernel_choice::cpu_summary(),
             format!("matrix kernels: {}", crate::kernel_choice::describe()),
-            format!(
-                "depthwise and pointwise convolutions: {}",
-                crate::kernels::describe()
-            ),
+            format!("{}: {}", crate::kernels::LAYERS, crate::kernels::describe()),
         ],
     }
 }
