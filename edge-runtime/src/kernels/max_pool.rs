@@ -35,9 +35,9 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::MaxPool as TractMaxPool;
-use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use super::isa::{Isa, Loops, MulAdd, dispatch};
+use super::spatial;
 
 /// Geometry of one max pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,15 +75,6 @@ impl Geometry {
     /// otherwise 1 (a row is one channel's).
     fn pixel(&self) -> usize {
         if self.channels_last { self.channels } else { 1 }
-    }
-
-    /// The axes of height and width in a shape of `rank` (3 or 4).
-    fn spatial_axes(&self, rank: usize) -> [usize; 2] {
-        if self.channels_last {
-            [rank - 3, rank - 2]
-        } else {
-            [rank - 2, rank - 1]
-        }
     }
 }
 
@@ -307,35 +298,21 @@ impl EvalOp for MaxPool {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let view = input.to_plain_array_view::<f32>()?;
-        let mut shape = view.shape().to_vec();
-        let rank = shape.len();
-        ensure!(rank == 3 || rank == 4, "max pool input of rank {rank}");
-        let data = view
-            .as_slice()
-            .ok_or_else(|| format_err!("max pool input is not contiguous"))?;
-        let [y, x] = self.geometry.spatial_axes(rank);
-        [shape[y], shape[x]] = self.output;
-        // Written straight into tract's tensor: an `ndarray` made into one is copied.
-        let mut output = Tensor::zero::<f32>(&shape)?;
-        self.run_into(data, output.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
-        Ok(tvec!(output.into_tvalue()))
+        let channels_last = self.geometry.channels_last;
+        spatial::eval(
+            "max pool",
+            inputs,
+            channels_last,
+            self.output,
+            |input, out| self.run_into(input, out),
+        )
     }
 }
 
 impl TypedOp for MaxPool {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let input = inputs
-            .first()
-            .ok_or_else(|| format_err!("max pool without an input"))?;
-        let rank = input.rank();
-        ensure!(rank == 3 || rank == 4, "max pool input of rank {rank}");
-        let mut shape: TVec<TDim> = input.shape.iter().cloned().collect();
-        let [y, x] = self.geometry.spatial_axes(rank);
-        shape[y] = self.output[0].into();
-        shape[x] = self.output[1].into();
-        Ok(tvec!(f32::fact(shape)))
+        let channels_last = self.geometry.channels_last;
+        spatial::output_facts("max pool", inputs, channels_last, self.output)
     }
 
     as_op!();
@@ -359,11 +336,7 @@ fn replacement(model: &TypedModel, node: &TypedNode, isa: Isa) -> Option<MaxPool
         return None;
     }
     let shape = input.shape.as_concrete()?;
-    let (channels, h, w) = match (spec.data_format, shape) {
-        (DataFormat::NCHW, &[_, c, h, w]) | (DataFormat::CHW, &[c, h, w]) => (c, h, w),
-        (DataFormat::NHWC, &[_, h, w, c]) | (DataFormat::HWC, &[h, w, c]) => (c, h, w),
-        _ => return None,
-    };
+    let [channels, h, w] = spatial::image_dims(spec.data_format, shape)?;
     let strides = spec.strides();
     let kernel = [spec.kernel_shape[0], spec.kernel_shape[1]];
     let stride = [*strides.first()?, *strides.get(1)?];
@@ -383,35 +356,13 @@ fn replacement(model: &TypedModel, node: &TypedNode, isa: Isa) -> Option<MaxPool
         channels_last: spec.data_format.c_is_last(),
     };
     let op = MaxPool::new(geometry, isa)?;
-    let computed = model
-        .outlet_fact(node.id.into())
-        .ok()?
-        .shape
-        .as_concrete()?;
-    if computed.len() != shape.len() {
-        return None;
-    }
-    let [y, x] = geometry.spatial_axes(computed.len());
-    ([computed[y], computed[x]] == op.output).then_some(op)
+    spatial::same_output(model, node, shape.len(), geometry.channels_last, op.output).then_some(op)
 }
 
 /// Puts [`MaxPool`] in place of every max pool it computes in `model` (decluttered) and
 /// returns how many it replaced.
 pub fn replace_max_pool(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = &model.nodes[id];
-        let Some(op) = replacement(model, node, isa) else {
-            continue;
-        };
-        let mut patch = TypedModelPatch::default();
-        let input = patch.tap_model(model, node.inputs[0])?;
-        let output = patch.wire_node(&node.name, op, &[input])?[0];
-        patch.shunt_outside(model, id.into(), output)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+    spatial::replace_each(model, |model, node| replacement(model, node, isa))
 }
 
 #[cfg(test)]

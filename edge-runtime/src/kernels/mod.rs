@@ -19,6 +19,7 @@ pub mod depthwise;
 pub mod isa;
 pub mod max_pool;
 pub mod pointwise;
+mod spatial;
 
 use tract_onnx::prelude::*;
 
