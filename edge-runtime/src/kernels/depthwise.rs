@@ -487,15 +487,7 @@ fn replacement(model: &TypedModel, node: &TypedNode, isa: Isa) -> Option<Depthwi
         return None;
     }
     let [kh, kw] = [spec.kernel_shape[0], spec.kernel_shape[1]];
-    let padding = spec
-        .padding
-        .compute(&[h, w], &[kh, kw], &[1, 1], &[stride, stride]);
-    let pad = [
-        padding[0].pad_before,
-        padding[1].pad_before,
-        padding[0].pad_after,
-        padding[1].pad_after,
-    ];
+    let pad = spatial::pads(&spec.padding, [h, w], [kh, kw], [stride, stride]);
     let kernel = model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?;
     let bias = model.outlet_fact(node.inputs[2]).ok()?.konst.clone()?;
     let kernel = kernel.cast_to::<f32>().ok()?;

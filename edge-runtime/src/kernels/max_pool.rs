@@ -76,6 +76,13 @@ impl Geometry {
     fn pixel(&self) -> usize {
         if self.channels_last { self.channels } else { 1 }
     }
+
+    /// Whether every output point reads its own column only (a window one column wide at
+    /// stride one, without columns of padding): the rows then fold straight into the output
+    /// row, without the scratch line.
+    fn direct(&self) -> bool {
+        self.kernel[1] == 1 && self.stride[1] == 1 && self.pad[1] == 0 && self.pad[3] == 0
+    }
 }
 
 /// An f32 max pool (see the module docs).
@@ -133,12 +140,16 @@ impl MaxPool {
             input.len()
         );
         let g = &self.geometry;
-        let px = g.pixel();
         // The scratch line: `pad[1]` pixels of negative infinity, the folded row, and enough
-        // after it for the last window.
+        // after it for the last window; none when the rows fold into the output.
         let [_, ow] = self.output;
         let line_pixels = ((ow - 1) * g.stride[1] + g.kernel[1]).max(g.pad[1] + g.input[1]);
-        let mut line = vec![f32::NEG_INFINITY; line_pixels * px];
+        let line_len = if g.direct() {
+            0
+        } else {
+            line_pixels * g.pixel()
+        };
+        let mut line = vec![f32::NEG_INFINITY; line_len];
         dispatch(
             self.isa,
             Planes {
@@ -169,9 +180,7 @@ impl Loops for Planes<'_> {
         let px = g.pixel();
         let ([h, w], [oh, ow]) = (g.input, self.op.output);
         let ([kh, kw], [sh, sw]) = (g.kernel, g.stride);
-        // A window one column wide at stride one, without columns of padding, reads each
-        // output point's own column: the rows fold straight into the output row.
-        let direct = kw == 1 && sw == 1 && g.pad[1] == 0 && ow == w;
+        let direct = g.direct();
         let row_start = g.pad[1] * px;
         let planes = self
             .input
@@ -340,13 +349,7 @@ fn replacement(model: &TypedModel, node: &TypedNode, isa: Isa) -> Option<MaxPool
     let strides = spec.strides();
     let kernel = [spec.kernel_shape[0], spec.kernel_shape[1]];
     let stride = [*strides.first()?, *strides.get(1)?];
-    let padding = spec.padding.compute(&[h, w], &kernel, &[1, 1], &stride);
-    let pad = [
-        padding[0].pad_before,
-        padding[1].pad_before,
-        padding[0].pad_after,
-        padding[1].pad_after,
-    ];
+    let pad = spatial::pads(&spec.padding, [h, w], kernel, stride);
     let geometry = Geometry {
         channels,
         input: [h, w],

@@ -5,8 +5,8 @@
 //! depthwise-separable blocks: a depthwise convolution ([`depthwise`]) and a pointwise (1x1)
 //! one ([`pointwise`]), with max pools ([`max_pool`]) where they halve the map. tract 0.23's
 //! kernels for those are built for other shapes (see each module), and those layers were
-//! most of the gap to onnxruntime. Each is written here as
-//! plain loops that the compiler vectorises, built once per instruction set ([`isa`]).
+//! most of the gap to onnxruntime. Each is written here as plain loops that the compiler
+//! vectorises, built once per instruction set ([`isa`]).
 //!
 //! [`into_plan`] is where they go in: it declutters a model, puts our operators in place of
 //! the layers they compute, then lets tract optimise the rest. Only x86_64 builds do this
@@ -42,8 +42,7 @@ pub fn enabled() -> bool {
 }
 
 /// Whose depthwise and pointwise convolutions and max pools run, for `emotion-edge bench`
-/// and `devices`:
-/// `emotion-edge's (avx512 loops)`, or tract's, and why.
+/// and `devices`: `emotion-edge's (avx512 loops)`, or tract's, and why.
 pub fn describe() -> String {
     if enabled() {
         format!("emotion-edge's ({} loops)", Isa::detect().name())
@@ -55,8 +54,8 @@ pub fn describe() -> String {
 }
 
 /// Declutters `model`, puts our depthwise and pointwise convolutions and max pools in
-/// (unless [`enabled`] says not) and optimises the rest with tract: what the classifier and BlazeFace load
-/// through.
+/// (unless [`enabled`] says not) and optimises the rest with tract: what the classifier and
+/// BlazeFace load through.
 pub fn into_plan(model: TypedModel) -> TractResult<TypedModel> {
     let mut model = model.into_decluttered()?;
     if enabled() {

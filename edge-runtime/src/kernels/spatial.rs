@@ -4,6 +4,7 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::PaddingSpec;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// The axes of height and width in a shape of `rank` (3 or 4): `[N, H, W, C]` or `[H, W, C]`
@@ -24,6 +25,23 @@ pub(super) fn image_dims(format: DataFormat, shape: &[usize]) -> Option<[usize; 
         (DataFormat::NHWC, &[_, h, w, c]) | (DataFormat::HWC, &[h, w, c]) => Some([c, h, w]),
         _ => None,
     }
+}
+
+/// `[top, left, bottom, right]` padding that `padding` gives an image of `input` height and
+/// width under a `kernel` moved by `stride` (no dilation).
+pub(super) fn pads(
+    padding: &PaddingSpec,
+    input: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> [usize; 4] {
+    let p = padding.compute(&input, &kernel, &[1, 1], &stride);
+    [
+        p[0].pad_before,
+        p[1].pad_before,
+        p[0].pad_after,
+        p[1].pad_after,
+    ]
 }
 
 /// The output fact of an operator `what` that maps an image to one of height and width
